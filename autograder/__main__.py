@@ -1,0 +1,51 @@
+"""Command line: ``python -m autograder release|grade`` (COURSE_SPEC.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .course import available_assignments
+from .grade import SUBMISSION_TIMEOUT, UsageError, grade
+from .intake import IntakeError
+from .release import ReleaseError, release
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    rel = commands.add_parser("release", help="regenerate exercises/ from solutions/")
+    rel.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    gr = commands.add_parser("grade", help="autograde a class and write grades and feedback")
+    gr.add_argument("submissions", nargs="?", type=Path, metavar="SUBMISSIONS",
+                    help="<student_id>/<assignment_id>/<notebook>.ipynb folder or .zip "
+                         "(default: the bundled demo class)")
+    gr.add_argument("--out", type=Path, default=Path("_grading"), help="output folder (default: _grading)")
+    gr.add_argument("--assignment", action="append", dest="assignments", metavar="ID",
+                    help="grade only this assignment (repeatable)")
+    gr.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
+    gr.add_argument("--timeout", type=float, default=SUBMISSION_TIMEOUT,
+                    help=f"wall-clock seconds per submission (default: {SUBMISSION_TIMEOUT})")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            known = available_assignments()
+            unknown = [a for a in args.assignments if a not in known]
+            if unknown:
+                parser.error(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            release(args.assignments or known)
+            print(f"released {', '.join(args.assignments or known)} into exercises/")
+        else:
+            outcomes = grade(args.submissions, args.out, args.assignments, args.workers, args.timeout)
+            print(f"graded {len(outcomes)} submission(s); wrote {args.out}/grades.csv, "
+                  f"{args.out}/grades_detail.csv and {args.out}/feedback/")
+    except (UsageError, IntakeError) as exc:
+        parser.error(str(exc))
+    except ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Declarative checks that hidden test cells run against a learner's code.
+
+A :class:`Check` is a list of :class:`Case` objects for one graded target (a
+function or a class).  Every case says, as data plus small pure functions:
+
+* ``inputs(generator)``: the seeded inputs (a dict of tensors and numbers);
+* ``reference(**inputs)`` or, for modules, ``reference(state, **inputs)``: the
+  expected output, computed here from PyTorch built-ins or from a reference
+  implementation that lives in this package, never from the learner's code;
+* ``atol``/``rtol``: the tolerance;
+* ``mistakes``: known wrong implementations, so that a mismatch can be reported
+  as the mistake it most likely is.
+
+Running a case is split in two halves so that a later stage can run them in
+different processes: :func:`call_target` runs the learner's code on the inputs
+and returns plain tensors, and :func:`judge` compares them with the reference.
+:func:`run` does both in one process, which is what a hidden test cell does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+Outputs = tuple  # a tuple of tensors (and floats) returned by the learner's code
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong implementation: ``output`` computes what it would return."""
+
+    name: str
+    output: Callable[..., Any]
+    message: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of inputs for a target, with its reference and tolerance.
+
+    For a module target, ``init`` holds the constructor's keyword arguments and
+    ``init_seed`` the seed set before construction; ``reference`` and the
+    mistakes' ``output`` then receive the module's ``state_dict`` first.
+    ``outputs`` names the returned values (e.g. ``("context", "weights")``).
+    ``measure``, when given, maps the learner's outputs to the quantities that
+    ``reference`` predicts (e.g. the row sums of the weights), for properties.
+    """
+
+    name: str
+    inputs: Callable[[torch.Generator], dict]
+    reference: Callable[..., Any]
+    outputs: Sequence[str] = ("output",)
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    seed: int = 0
+    init: Mapping[str, Any] | None = None
+    init_seed: int = 0
+    mode: str = "eval"
+    mistakes: Sequence[Mistake] = ()
+    hint_on_error: str = ""
+    measure: Callable[[Outputs], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named group of cases for one target; one hidden test cell runs one check."""
+
+    name: str
+    target: str
+    cases: Sequence[Case]
+    kind: str = "function"  # or "module"
+
+
+def as_outputs(value: Any) -> Outputs:
+    """Normalise a learner's return value to a tuple (a tensor becomes a 1-tuple)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def make_inputs(case: Case) -> dict:
+    """The case's inputs, drawn from a generator seeded with ``case.seed``."""
+    generator = torch.Generator().manual_seed(case.seed)
+    return case.inputs(generator)
+
+
+def clone_inputs(inputs: Mapping[str, Any]) -> dict:
+    """Copies of the inputs, so that in-place changes by one side cannot leak."""
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+def call_target(check: Check, case: Case, target: Any, inputs: Mapping[str, Any]):
+    """Run the learner's ``target`` on ``inputs``.
+
+    Returns ``(outputs, state)``: a tuple of outputs and, for modules, the
+    module's ``state_dict`` (``None`` for functions).
+    """
+    if check.kind == "module":
+        torch.manual_seed(case.init_seed)
+        module = target(**(case.init or {}))
+        module.train(case.mode == "train")
+        with torch.no_grad():
+            value = module(**clone_inputs(inputs))
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        return as_outputs(value), state
+    return as_outputs(target(**clone_inputs(inputs))), None
+
+
+def _expected(check: Check, case: Case, compute: Callable, inputs, state) -> Outputs:
+    args = (state,) if check.kind == "module" else ()
+    return as_outputs(compute(*args, **clone_inputs(inputs)))
+
+
+def _describe(inputs: Mapping[str, Any]) -> str:
+    parts = []
+    for k, v in inputs.items():
+        parts.append(f"{k}{list(v.shape)}" if isinstance(v, torch.Tensor) else f"{k}={v!r}")
+    return ", ".join(parts)
+
+
+def _mismatch(got: Outputs, want: Outputs, names: Sequence[str], atol: float, rtol: float) -> str:
+    """An empty string when ``got`` matches ``want``, else what differs."""
+    if len(got) != len(want):
+        return f"returned {len(got)} value(s), expected {len(want)} ({', '.join(names)})"
+    for name, g, w in zip(names, got, want):
+        if isinstance(w, torch.Tensor):
+            if not isinstance(g, torch.Tensor):
+                return f"{name} is a {type(g).__name__}, expected a torch.Tensor"
+            if tuple(g.shape) != tuple(w.shape):
+                return f"{name} has shape {list(g.shape)}, expected {list(w.shape)}"
+            if g.dtype != w.dtype:
+                return f"{name} has dtype {g.dtype}, expected {w.dtype}"
+            g = g.detach()
+            if torch.isnan(g).any() and not torch.isnan(w).any():
+                return f"{name} contains NaN"
+            if not torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True):
+                diff = (g - w).abs().nan_to_num(nan=math.inf).max().item()
+                return f"{name} differs from the reference (max abs difference {diff:.3g})"
+        else:
+            try:
+                g = float(g)
+            except (TypeError, ValueError):
+                return f"{name} is a {type(g).__name__}, expected a number"
+            if not math.isclose(g, float(w), rel_tol=rtol, abs_tol=atol):
+                return f"{name} is {g:.6g}, expected {float(w):.6g}"
+    return ""
+
+
+def _measure(case: Case, got: Outputs):
+    """The measured outputs, or a message when the outputs cannot be measured."""
+    if case.measure is None:
+        return got
+    try:
+        return as_outputs(case.measure(got))
+    except Exception as exc:
+        return f"its outputs could not be read ({type(exc).__name__}: {exc})"
+
+
+def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, state=None) -> None:
+    """Compare the learner's outputs with the reference; raise AssertionError if they differ.
+
+    The message names the target and the case, says what differs, and, when the
+    outputs match a known mistake, names that mistake.
+    """
+    try:
+        want = _expected(check, case, case.reference, inputs, state)
+    except KeyError as exc:  # the learner's module lacks a parameter the reference reads
+        raise AssertionError(f"{check.target} has no parameter or buffer {exc}; its "
+                             f"state_dict holds {sorted(state or {})}") from None
+    measured = _measure(case, got)
+    if isinstance(measured, str):
+        problem = measured
+    else:
+        problem = _mismatch(measured, want, case.outputs, case.atol, case.rtol)
+    if not problem:
+        return
+    for mistake in case.mistakes:
+        try:
+            wrong = _expected(check, case, mistake.output, inputs, state)
+        except Exception:  # a mistake that cannot be evaluated on these inputs
+            continue
+        if case.measure is not None:
+            wrong = as_outputs(case.measure(wrong))
+        if not isinstance(measured, str) and not _mismatch(measured, wrong, case.outputs, case.atol, case.rtol):
+            raise AssertionError(f"{check.target} ({case.name}): {mistake.message}")
+    raise AssertionError(f"{check.target} ({case.name}, inputs {_describe(inputs)}): {problem}")
+
+
+def run_case(check: Check, case: Case, target: Any) -> None:
+    """Run one case in this process: call the target, then judge its outputs."""
+    inputs = make_inputs(case)
+    try:
+        got, state = call_target(check, case, target, inputs)
+    except Exception as exc:
+        hint = f" {case.hint_on_error}" if case.hint_on_error else ""
+        raise AssertionError(
+            f"{check.target} ({case.name}) raised {type(exc).__name__}: {exc}.{hint}"
+        ) from None
+    judge(check, case, inputs, got, state)
+
+
+def run(check: Check, target: Any) -> None:
+    """Run every case of ``check`` against ``target``; returns None (so that a
+    test cell ending with this call is not read as partial credit by nbgrader)."""
+    if target is None:
+        raise AssertionError(f"{check.target} is not defined")
+    for case in check.cases:
+        run_case(check, case, target)
