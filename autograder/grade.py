@@ -128,8 +128,7 @@ class _Grader:
             return [(c.name, c.max_score) for c in nb.grade_cells]
 
     def _cells(self, sub: Submission, graded) -> list[CellResult]:
-        tampered = _tampered_ids(self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb",
-                                 self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb")
+        tampered = _tampered_ids(sub.path, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb")
         if tampered:
             sub.notes.append(f"test cells changed, deleted or duplicated: {', '.join(sorted(tampered))}")
         by_id = {c.metadata.nbgrader["grade_id"]: c for c in graded.cells if utils.is_grade(c)}

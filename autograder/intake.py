@@ -32,6 +32,7 @@ class Submission:
 
     student: str
     assignment: str
+    path: Path | None = None  # the submitted notebook (read, never written)
     status: str | None = None
     problem: str = ""
     notes: list[str] = field(default_factory=list)
@@ -127,13 +128,14 @@ def _take(folder: Path, student: str, assignment: str, submitted: Path) -> Submi
     if others:
         sub.notes.append(f"ignored extra files: {', '.join(others)}")
     try:
-        nbformat.reads(expected.read_text(encoding="utf-8"), as_version=4)
+        nb = nbformat.reads(expected.read_text(encoding="utf-8"), as_version=4)
     except Exception as exc:  # not JSON, not a notebook, not UTF-8
         sub.status = "error"
         sub.problem = f"{expected.name} is not a valid notebook ({type(exc).__name__}: {str(exc)[:200]})"
         return sub
+    sub.path = expected
     dest.mkdir(parents=True)
-    shutil.copyfile(expected, dest / expected.name)
+    nbformat.write(_without_duplicate_ids(nb), dest / expected.name)
     if (folder / "timestamp.txt").is_file():
         shutil.copyfile(folder / "timestamp.txt", dest / "timestamp.txt")
     return sub
@@ -143,3 +145,20 @@ def scratch_dir(out: Path) -> Path:
     """A fresh scratch folder under ``out`` for an unpacked zip."""
     out.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="unzipped-", dir=out))
+
+
+def _without_duplicate_ids(nb):
+    """Keep nbgrader metadata only on the last cell of each grade_id.
+
+    nbgrader's own DeduplicateIds empties the metadata of earlier copies and
+    then fails on the missing ``grade_id`` (so plain nbgrader aborts the whole
+    batch); dropping the metadata lets the copies run as ordinary cells.
+    """
+    seen = set()
+    for cell in reversed(nb.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in seen:
+            del cell.metadata["nbgrader"]
+        elif grade_id is not None:
+            seen.add(grade_id)
+    return nb

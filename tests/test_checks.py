@@ -1,0 +1,114 @@
+"""The check library judges in-process targets: right code passes, each known
+mistake fails with a message that names it."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autograder.checks import run
+from autograder.checks import scaled_attention as sa
+
+
+def attention(scale=lambda d_k, d_v: math.sqrt(d_k), dim=-1, transpose_queries=False, return_scores=False):
+    def sdpa(queries, keys, values):
+        scores = (keys @ queries.transpose(-2, -1) if transpose_queries
+                  else queries @ keys.transpose(-2, -1)) / scale(keys.shape[-1], values.shape[-1])
+        weights = torch.softmax(scores, dim=dim)
+        return weights @ values, scores if return_scores else weights
+    return sdpa
+
+
+def test_correct_attention_passes_every_check():
+    for check in (sa.sdpa_matches_builtin, sa.sdpa_rows_sum_to_one, sa.sdpa_seed_oracle):
+        run(check, attention())
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (attention(scale=lambda d_k, d_v: 1.0), "not scaled"),
+    (attention(scale=lambda d_k, d_v: d_k), "divided by d_k"),
+    (attention(scale=lambda d_k, d_v: math.sqrt(d_v)), "sqrt(d_v)"),
+    (attention(dim=-2), "query axis"),
+    (attention(return_scores=True), "not their softmax"),
+    (attention(transpose_queries=True), "wrong operand was transposed"),
+])
+def test_attention_mistake_is_named(wrong, phrase):
+    with pytest.raises(AssertionError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
+        run(sa.sdpa_matches_builtin, wrong)
+
+
+def test_seed_oracle_rejects_a_missing_scale():
+    with pytest.raises(AssertionError, match="not scaled"):
+        run(sa.sdpa_seed_oracle, attention(scale=lambda d_k, d_v: 1.0))
+
+
+def test_inputs_modified_in_place_do_not_change_the_reference():
+    def zeroing(queries, keys, values):
+        out = attention()(queries, keys, values)
+        queries.zero_()
+        return out
+    run(sa.sdpa_matches_builtin, zeroing)  # the reference uses its own copies
+
+
+class V1(nn.Module):
+    def __init__(self, d_in, d_out, scale_by_d_in=False):
+        super().__init__()
+        self.W_query = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_key = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_value = nn.Parameter(torch.rand(d_in, d_out))
+        self.scale_by_d_in = scale_by_d_in
+
+    def forward(self, x):
+        q, k, v = x @ self.W_query, x @ self.W_key, x @ self.W_value
+        d = x.shape[-1] if self.scale_by_d_in else k.shape[-1]
+        return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1) @ v
+
+
+class V2(nn.Module):
+    def __init__(self, d_in, d_out, qkv_bias=False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+    def forward(self, x):
+        return attention()(self.W_query(x), self.W_key(x), self.W_value(x))[0]
+
+
+def test_modules_pass_with_the_seed_oracles():
+    run(sa.self_attention_v1, V1)
+    run(sa.self_attention_v2, V2)
+
+
+def test_module_scaled_by_model_width_is_named():
+    with pytest.raises(AssertionError, match=r"sqrt\(d_in\)"):
+        run(sa.self_attention_v1, lambda d_in, d_out: V1(d_in, d_out, scale_by_d_in=True))
+
+
+def test_module_with_renamed_parameters_is_reported():
+    class Renamed(V2):
+        def __init__(self, d_in, d_out, qkv_bias=False):
+            super().__init__(d_in, d_out, qkv_bias)
+            self.W_q = self.W_query
+            del self.W_query
+
+        def forward(self, x):
+            return attention()(self.W_q(x), self.W_key(x), self.W_value(x))[0]
+    with pytest.raises(AssertionError):
+        run(sa.self_attention_v2, Renamed)
+
+
+def score_std(scale=lambda d_k: math.sqrt(d_k), variance=False):
+    def std(d_k, n_samples=10000, scaled=False, generator=None):
+        s = (torch.randn(n_samples, d_k, generator=generator) * torch.randn(n_samples, d_k, generator=generator)).sum(-1)
+        s = s / scale(d_k) if scaled else s
+        return (s.var() if variance else s.std()).item()
+    return std
+
+
+def test_score_std_statistics():
+    run(sa.score_std_statistics, score_std())
+    with pytest.raises(AssertionError, match="variance"):
+        run(sa.score_std_statistics, score_std(variance=True))
+    with pytest.raises(AssertionError, match="not by d_k"):
+        run(sa.score_std_statistics, score_std(scale=lambda d_k: d_k))

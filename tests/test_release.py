@@ -1,0 +1,52 @@
+"""exercises/ is what nbgrader generates from solutions/, and no answer leaks."""
+import json
+
+import nbformat
+import pytest
+
+from autograder.course import EXERCISES, NOTEBOOKS, SOLUTIONS, available_assignments
+from autograder.release import release
+
+ASSIGNMENTS = available_assignments()
+
+
+def _cells(path):
+    nb = json.loads(path.read_text())
+    return [(c["cell_type"], c["source"], c.get("metadata", {}).get("nbgrader")) for c in nb["cells"]]
+
+
+def test_every_listed_assignment_has_a_solution():
+    assert "03_scaled_attention" in ASSIGNMENTS
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    release(ASSIGNMENTS, release_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercises_are_in_sync_with_solutions(regenerated, assignment):
+    name = f"{NOTEBOOKS[assignment]}.ipynb"
+    committed = EXERCISES / assignment / name
+    assert committed.exists(), f"{committed} missing: run make release"
+    assert _cells(regenerated / assignment / name) == _cells(committed), \
+        f"{committed} is stale: run make release"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_notebooks_carry_no_outputs(assignment):
+    nb = nbformat.read(SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_released_notebooks_hold_no_answers_or_hidden_tests(assignment):
+    text = (EXERCISES / assignment / f"{NOTEBOOKS[assignment]}.ipynb").read_text()
+    for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "autograder.checks"):
+        assert secret not in text
+    assert "raise NotImplementedError()" in text
