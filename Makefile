@@ -10,6 +10,7 @@ export MPLBACKEND := Agg
 SUBMISSIONS ?=
 OUT ?= _grading
 PORT ?= 8000
+WORKERS ?= 2
 
 .PHONY: book test release grade serve clean
 
@@ -35,7 +36,7 @@ release: $(STAMP)
 	$(PY) -m autograder release
 
 grade: $(STAMP)
-	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT)
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) --workers $(WORKERS)
 
 serve: book
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html

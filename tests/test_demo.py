@@ -2,19 +2,34 @@
 import csv
 import subprocess
 
-from autograder.course import REPO, nbgrader_env
+from autograder.course import NOTEBOOKS, REPO, nbgrader_env
+
+# (student, assignment) handed in with one typical mistake each
+MISTAKEN = {("chen", "03_scaled_attention"), ("dana", "03_scaled_attention"),
+            ("eli", "03_scaled_attention"), ("fay", "03_scaled_attention"),
+            ("chen", "01_tensors"), ("dana", "02_qkv"), ("eli", "04_masking"), ("fay", "05_multi_head")}
 
 
 def test_make_grade_grades_the_demo_class(tmp_path):
     result = subprocess.run(["make", "grade", f"OUT={tmp_path}"], cwd=REPO, env=nbgrader_env(),
-                            capture_output=True, text=True, timeout=1200)
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     with open(tmp_path / "grades.csv", newline="") as fh:
-        scores = {r["student_id"]: float(r["score"]) for r in csv.DictReader(fh)}
-    # ada: correct; ben: exercise 1 only (5 points); the others carry one mistake each.
-    assert scores["ada"] == 11
-    assert scores["ben"] == 5
-    assert all(0 < scores[s] < 11 for s in ("chen", "dana", "eli", "fay")), scores
-    for student in scores:
-        assert (tmp_path / "feedback" / student / "03_scaled_attention" / "scaled_attention.html").exists()
-    assert (tmp_path / "grades_detail.csv").exists()
+        rows = {(r["student_id"], r["assignment"]): (float(r["score"]), float(r["max_score"]))
+                for r in csv.DictReader(fh)}
+    submitted = {(p.parts[-3], p.parts[-2]) for p in (REPO / "autograder" / "demo").glob("*/*/*.ipynb")}
+    assert submitted <= set(rows)
+    for (student, assignment), (score, max_score) in rows.items():
+        if student == "ada":
+            assert score == max_score > 0, (assignment, score)  # the correct student
+        elif (student, assignment) in MISTAKEN:
+            assert 0 < score < max_score, (student, assignment, score)
+        elif (student, assignment) == ("ben", "03_scaled_attention"):
+            assert score == 5  # exercise 1 only
+        else:
+            assert (student, assignment) not in submitted and score == 0
+        page = tmp_path / "feedback" / student / assignment / f"{NOTEBOOKS[assignment]}.html"
+        assert page.exists(), page
+    with open(tmp_path / "grades_detail.csv", newline="") as fh:
+        statuses = {(r["student_id"], r["assignment"]): r["status"] for r in csv.DictReader(fh)}
+    assert statuses[("ben", "01_tensors")] == "missing"

@@ -131,6 +131,10 @@ def _mismatch(got: Outputs, want: Outputs, names: Sequence[str], atol: float, rt
             if g.dtype != w.dtype:
                 return f"{name} has dtype {g.dtype}, expected {w.dtype}"
             g = g.detach()
+            if w.dtype == torch.bool:
+                if not torch.equal(g, w):
+                    return f"{name} differs from the reference at {int((g != w).sum())} position(s)"
+                continue
             if torch.isnan(g).any() and not torch.isnan(w).any():
                 return f"{name} contains NaN"
             if not torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True):

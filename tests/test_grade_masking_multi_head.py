@@ -1,0 +1,131 @@
+"""The real `python -m autograder grade` on 04_masking and 05_multi_head.
+
+One batch holds, for both assignments, the reference solution (full marks), the
+blank release (zero) and students with typical mistakes; each mistake must lose
+the points of the test cell whose feedback names it.
+"""
+import csv
+
+import pytest
+
+from conftest import autograder_cli
+from submissions import learner_notebook, write_submission
+
+M4, M5 = "04_masking", "05_multi_head"
+NB = {M4: "masking", M5: "multi_head"}
+FULL = {
+    M4: {"test_causal_mask": 2, "test_padding_mask": 1, "test_masked_softmax": 2,
+         "test_masked_softmax_fully_masked": 1, "test_sdpa_masked": 2, "test_causal_attention": 2,
+         "test_causal_attention_no_future": 1, "test_causal_attention_dropout": 1},
+    M5: {"test_split_heads": 2, "test_merge_heads": 1, "test_mha_shapes": 1,
+         "test_mha_matches_builtin": 3, "test_mha_masks": 3},
+}
+
+TRIL = "torch.tril(torch.ones(T, T, dtype=torch.bool))"
+NEG_INF = 'scores = scores.masked_fill(~mask, float("-inf"))'
+NAN_FIX = "return weights.masked_fill(~mask, 0.0)  # fully masked rows: NaN -> 0"
+
+# student -> {assignment: (edits to solution cells, [(failing test cell, phrase its feedback shows)])}
+MISTAKES = {
+    "m_a": {
+        M4: ({"causal_mask": [(TRIL, "torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)")],
+              "masked_softmax": [(NAN_FIX, "return weights")]},
+             [("test_causal_mask", "inverted mask polarity"),
+              ("test_masked_softmax_fully_masked", "a fully masked row gives NaN")]),
+        M5: ({"split_heads": [("x.view(B, T, num_heads, d_model // num_heads).transpose(1, 2)",
+                               "x.view(B, num_heads, T, d_model // num_heads)")]},
+             [("test_split_heads", "split the heads with view alone")]),
+    },
+    "m_b": {
+        M4: ({"masked_softmax": [(NEG_INF, "scores = scores.masked_fill(~mask, 0.0)"), (NAN_FIX, "return weights")],
+              "CausalAttention": [("weights = self.dropout(weights)",
+                                   "weights = torch.nn.functional.dropout(weights, self.dropout.p)")]},
+             [("test_masked_softmax", "filled with 0 instead of -inf"),
+              ("test_causal_attention_dropout", "dropout is active in eval mode")]),
+        M5: ({"MultiHeadAttention": [("/ math.sqrt(self.d_k)", "/ math.sqrt(self.d_model)")]},
+             [("test_mha_matches_builtin", "not by sqrt(d_model)")]),
+    },
+    "m_c": {
+        M4: ({"causal_mask": [(TRIL, "~torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=0)")],
+              "masked_softmax": [(NEG_INF, "pass"), (NAN_FIX, "return weights * mask")]},
+             [("test_causal_mask", "a token cannot see itself"),
+              ("test_masked_softmax", "Masking after the softmax without renormalising")]),
+        M5: ({"merge_heads": [("x.transpose(1, 2).reshape(B, T, h * d_head)", "x.reshape(B, T, h * d_head)")],
+              "MultiHeadAttention": [("return self.W_o(context), weights", "return context, weights")]},
+             [("test_merge_heads", "if you merged without transpose"),
+              ("test_mha_matches_builtin", "the output goes through W_o")]),
+    },
+    "m_d": {
+        M5: ({"MultiHeadAttention": [("mask = mask.unsqueeze(1)", "mask = mask")]},
+             [("test_mha_masks", "the mask is not broadcast over the heads")]),
+    },
+}
+
+
+def _detail(out):
+    table = {}
+    with open(out / "grades_detail.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            table.setdefault((r["student_id"], r["assignment"]), {})[r["grade_id"]] = (float(r["score"]), r["status"])
+    return table
+
+
+def _feedback(out, student, assignment):
+    text = (out / "feedback" / student / assignment / f"{NB[assignment]}.html").read_text()
+    return text.replace("&#39;", "'").replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class45")
+    for a in (M4, M5):
+        write_submission(root, "z_solution", a, learner_notebook(a))
+        write_submission(root, "y_blank_release", a, learner_notebook(a, answered=False))
+    for student, by_assignment in MISTAKES.items():
+        for a, (edits, _) in by_assignment.items():
+            write_submission(root, student, a, learner_notebook(a, edits))
+    out = tmp_path_factory.mktemp("out45")
+    autograder_cli("grade", str(root), "--out", str(out), "--assignment", M4, "--assignment", M5, "--workers", "2")
+    return out
+
+
+@pytest.mark.parametrize("assignment", [M4, M5])
+def test_solution_scores_full_marks_and_release_zero(graded, assignment):
+    detail = _detail(graded)
+    solution = detail[("z_solution", assignment)]
+    assert {g: s for g, (s, _) in solution.items()} == FULL[assignment]
+    assert all(st == "passed" for _, st in solution.values())
+    assert sum(s for s, _ in detail[("y_blank_release", assignment)].values()) == 0
+    with open(graded / "grades.csv", newline="") as fh:
+        grades = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
+    row = grades[("z_solution", assignment)]
+    assert float(row["score"]) == float(row["max_score"]) == sum(FULL[assignment].values())
+
+
+CASES = [(s, a, cell, phrase) for s, by_a in MISTAKES.items() for a, (_, fails) in by_a.items()
+         for cell, phrase in fails]
+
+
+@pytest.mark.parametrize("student, assignment, cell, phrase", CASES,
+                         ids=[f"{s}-{a}-{c}" for s, a, c, _ in CASES])
+def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, assignment, cell, phrase):
+    score, status = _detail(graded)[(student, assignment)][cell]
+    assert score == 0 and status == "failed", (score, status)
+    assert phrase in _feedback(graded, student, assignment)
+
+
+def test_mistakes_keep_the_points_of_unrelated_cells(graded):
+    detail = _detail(graded)
+    assert detail[("m_a", M4)]["test_padding_mask"] == (1.0, "passed")
+    assert detail[("m_b", M4)]["test_causal_mask"] == (2.0, "passed")
+    assert detail[("m_d", M5)]["test_mha_matches_builtin"] == (3.0, "passed")
+    assert detail[("m_d", M5)]["test_split_heads"] == (2.0, "passed")
+
+
+def test_feedback_never_shows_hidden_test_code(graded):
+    pages = list((graded / "feedback").rglob("*.html"))
+    assert len(pages) >= 11  # m_d submitted 05 only; its missing 04 gets a page too
+    for page in pages:
+        text = page.read_text()
+        for secret in ("BEGIN HIDDEN TESTS", "autograder.checks", "run(checks."):
+            assert secret not in text, (page, secret)
