@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 from .course import available_assignments
-from .grade import SUBMISSION_TIMEOUT, UsageError, grade
+from .grade import UsageError, grade
 from .intake import IntakeError
 from .release import ReleaseError, release
+from .sandbox import Limits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--assignment", action="append", dest="assignments", metavar="ID",
                     help="grade only this assignment (repeatable)")
     gr.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
-    gr.add_argument("--timeout", type=float, default=SUBMISSION_TIMEOUT,
-                    help=f"wall-clock seconds per submission (default: {SUBMISSION_TIMEOUT})")
+    gr.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="a resource limit for learner code (repeatable); defaults: "
+                         + ", ".join(f"{k}={v}" for k, v in vars(Limits()).items()))
+    gr.add_argument("--unsandboxed", action="store_true",
+                    help="run learner code without bubblewrap isolation (limits still apply)")
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
@@ -36,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
             release(args.assignments or known)
             print(f"released {', '.join(args.assignments or known)} into exercises/")
         else:
-            outcomes = grade(args.submissions, args.out, args.assignments, args.workers, args.timeout)
+            try:
+                limits = Limits.parse(args.limit)
+            except ValueError as exc:
+                parser.error(str(exc))
+            outcomes = grade(args.submissions, args.out, args.assignments, args.workers, limits,
+                             sandboxed=not args.unsandboxed)
             print(f"graded {len(outcomes)} submission(s); wrote {args.out}/grades.csv, "
                   f"{args.out}/grades_detail.csv and {args.out}/feedback/")
     except (UsageError, IntakeError) as exc:

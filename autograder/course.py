@@ -61,14 +61,15 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def nbgrader(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run an nbgrader command from the repository root in its own session.
+def nbgrader(*args: str, timeout: float | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run an nbgrader command from the repository root in its own session,
+    with ``env`` added to :func:`nbgrader_env`.
 
     On ``timeout`` (seconds) the whole process group is killed and
     ``subprocess.TimeoutExpired`` is raised.
     """
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    with subprocess.Popen(cmd, cwd=REPO, env=nbgrader_env(), stdout=subprocess.PIPE,
+    with subprocess.Popen(cmd, cwd=REPO, env={**nbgrader_env(), **(env or {})}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:
         try:
             output, _ = proc.communicate(timeout=timeout)

@@ -6,8 +6,11 @@ the rest of the batch (plain nbgrader aborts it). Up to ``workers`` run at once.
 """
 from __future__ import annotations
 
+import os
+import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +23,15 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from . import report
-from .course import REPO, available_assignments, gradebook_url, nbgrader, workspace_args
+from . import sandbox
+from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
 from .intake import Submission, collect, scratch_dir, unpack
 from .release import release
+from .sandbox import Limits, Sandbox, write_kernelspec
+from .verify import Verdict, hidden_checks, learner_cells, verify
 
 DEMO = REPO / "autograder" / "demo"
-SUBMISSION_TIMEOUT = 900  # seconds of wall clock for one notebook, kernel start included
+SANDBOX_UID = 65534  # nobody; concurrent workers count down from here
 
 
 @dataclass
@@ -34,6 +40,7 @@ class CellResult:
     score: float
     max_score: float
     status: str
+    message: str = ""  # the trusted verdict's reason, when it failed
 
 
 @dataclass
@@ -56,7 +63,7 @@ class UsageError(ValueError):
 
 
 def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
-          workers: int = 1, timeout: float = SUBMISSION_TIMEOUT, log=print) -> list[Outcome]:
+          workers: int = 1, limits: Limits = Limits(), sandboxed: bool = True, log=print) -> list[Outcome]:
     """Grade every submission under ``source`` (default: the demo class) into ``out``.
 
     Writes ``out/grades.csv``, ``out/grades_detail.csv`` and
@@ -70,6 +77,11 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
         raise UsageError(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    if sandboxed and not sandbox.available():
+        raise UsageError("bubblewrap (bwrap) is not installed: install it (apt-get install bubblewrap) "
+                         "or pass --unsandboxed to run learner code without isolation")
+    if not sandboxed:
+        log("WARNING: grading without a sandbox: learner code runs with this user's rights")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     source = (source or DEMO).resolve()
@@ -84,62 +96,116 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
     for a in missing:
         log(f"skipped {a}: no solution notebook to grade it against")
     submissions = [s for s in submissions if s.assignment in known]
-    release(sorted(set(batch) & set(known)), release_dir=out / "release", db_url=gradebook_url(out))
-    grader = _Grader(out, timeout)
+    graded = sorted(set(batch) & set(known))
+    try:
+        calls = {a: hidden_checks(SOLUTIONS / a / f"{NOTEBOOKS[a]}.ipynb") for a in graded}
+    except ValueError as exc:
+        raise UsageError(f"configuration: {exc}") from None
+    release(graded, release_dir=out / "release", db_url=gradebook_url(out))
+    grader = _Grader(out, limits, sandboxed, workers, calls)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(grader.grade_one, submissions))
+    for assignment in graded:  # one nbgrader run for the whole class; no learner code runs here
+        nbgrader("generate_feedback", assignment, "--force", *workspace_args(out))
     for outcome in outcomes:
+        sub = outcome.submission
+        if not (out / "feedback" / sub.student / sub.assignment / f"{sub.notebook}.html").exists():
+            report.write_feedback(out, outcome)
         log(report.summary_line(outcome))
-    report.write_detail(out / "grades_detail.csv", outcomes)
+    report.write_detail(out / "grades_detail.csv", outcomes, "bubblewrap" if sandboxed else "none")
     report.export_grades(out, sorted({s.student for s in submissions}), batch)
     return outcomes
 
 
 class _Grader:
-    def __init__(self, out: Path, timeout: float):
-        self.out, self.timeout = out, timeout
+    def __init__(self, out: Path, limits: Limits, sandboxed: bool, workers: int, calls: dict):
+        self.out, self.limits, self.sandboxed, self.calls = out, limits, sandboxed, calls
         self.db_lock = threading.Lock()
+        # One unprivileged user per concurrent submission, so that one
+        # submission's process limit cannot starve another's.
+        self.uids: queue.Queue[int] = queue.Queue()
+        for i in range(workers):
+            self.uids.put(SANDBOX_UID - i)
 
     def grade_one(self, sub: Submission) -> Outcome:
         for step in ("autograded", "feedback"):
             shutil.rmtree(self.out / step / sub.student / sub.assignment, ignore_errors=True)
         if sub.status:
             return self._zero(sub, sub.status, sub.problem)
+        uid = self.uids.get()
         try:
-            result = nbgrader("autograde", sub.assignment, f"--student={sub.student}", "--force",
-                              *workspace_args(self.out), timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return self._zero(sub, "timeout", f"no result within {self.timeout:.0f} s")
-        graded = self.out / "autograded" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
+            (self.out / "work").mkdir(exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.out / "work") as scratch:
+                return self._run(sub, Sandbox(self.limits, self.sandboxed, uid), Path(scratch))
+        finally:
+            self.uids.put(uid)
+
+    def _run(self, sub: Submission, box: Sandbox, scratch: Path) -> Outcome:
+        release_nb = self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb"
+        submitted = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
+        graded_dir = self.out / "autograded" / sub.student / sub.assignment
+        with ThreadPoolExecutor(max_workers=1) as side:  # the trusted run overlaps nbgrader's
+            trusted = side.submit(verify, self.calls[sub.assignment], learner_cells(submitted, release_nb), box,
+                                  scratch / "verify")
+            runtime = scratch / "runtime"
+            runtime.mkdir()
+            os.chown(runtime, box.uid, box.uid)
+            write_kernelspec(scratch, box.with_paths(readonly=[graded_dir]), str(graded_dir), runtime)
+            try:
+                result = nbgrader("autograde", sub.assignment, f"--student={sub.student}", "--force",
+                                  "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}",
+                                  *workspace_args(self.out), timeout=self.limits.wall_seconds,
+                                  env={"JUPYTER_PATH": str(scratch), "JUPYTER_RUNTIME_DIR": str(runtime)})
+            except subprocess.TimeoutExpired:
+                return self._zero(sub, "timeout", f"no result within {self.limits.wall_seconds} s")
+            verdicts = trusted.result()
+        graded = graded_dir / f"{sub.notebook}.ipynb"
         if result.returncode != 0 or not graded.exists():
             dead = "Kernel died" in result.stdout or "DeadKernelError" in result.stdout
             return self._zero(sub, "crashed" if dead else "error",
                               "the kernel died" if dead else _last_error(result.stdout))
-        outcome = Outcome(sub, self._cells(sub, nbformat.read(graded, as_version=4)))
-        feedback = nbgrader("generate_feedback", sub.assignment, f"--student={sub.student}", "--force",
-                            *workspace_args(self.out), timeout=self.timeout)
-        if feedback.returncode != 0:
-            report.write_feedback(self.out, outcome)
+        notebook = nbformat.read(graded, as_version=4)
+        outcome = Outcome(sub, self._cells(sub, notebook, verdicts))
+        self._record(sub, outcome.cells)
+        report.annotate(notebook, outcome.cells)
+        nbformat.write(notebook, graded)
         return outcome
+
+    def _record(self, sub: Submission, cells: list[CellResult]) -> None:
+        """Write the trusted scores into nbgrader's gradebook, so that its
+        export, feedback and formgrader agree with grades_detail.csv."""
+        scores = {c.grade_id: c.score for c in cells}
+        with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
+            for grade in gb.find_submission_notebook(sub.notebook, sub.assignment, sub.student).grades:
+                grade.auto_score, grade.manual_score = scores.get(grade.name, 0.0), None
+                grade.needs_manual_grade = False
+            gb.db.commit()
 
     def _master_cells(self, sub: Submission) -> list[tuple[str, float]]:
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
             nb = gb.find_notebook(sub.notebook, sub.assignment)
             return [(c.name, c.max_score) for c in nb.grade_cells]
 
-    def _cells(self, sub: Submission, graded) -> list[CellResult]:
+    def _cells(self, sub: Submission, graded, verdicts: dict[str, Verdict]) -> list[CellResult]:
+        """A cell scores its points only when nbgrader's run in the learner's
+        kernel passed it and the trusted verdict passed it too."""
         tampered = _tampered_ids(sub.path, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb")
         if tampered:
             sub.notes.append(f"test cells changed, deleted or duplicated: {', '.join(sorted(tampered))}")
         by_id = {c.metadata.nbgrader["grade_id"]: c for c in graded.cells if utils.is_grade(c)}
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
-            grades = {g.name: (g.score, g.max_score)
+            grades = {g.name: g.score
                       for g in gb.find_submission_notebook(sub.notebook, sub.assignment, sub.student).grades}
         results = []
         for grade_id, max_score in self._master_cells(sub):
-            score = min(float(grades.get(grade_id, (0.0,))[0] or 0.0), max_score)
-            status = _status(by_id.get(grade_id), score, max_score)
-            results.append(CellResult(grade_id, score, max_score, "tampered" if grade_id in tampered else status))
+            in_kernel = min(float(grades.get(grade_id) or 0.0), max_score)
+            status = _status(by_id.get(grade_id), in_kernel, max_score)
+            verdict = verdicts.get(grade_id, Verdict("missing", "no trusted check ran"))
+            if status == "passed":  # otherwise keep the failure the learner's feedback shows first
+                status = verdict.status
+            score = max_score if status == "passed" else 0.0
+            results.append(CellResult(grade_id, score, max_score, "tampered" if grade_id in tampered else status,
+                                      verdict.message))
         return results
 
     def _zero(self, sub: Submission, status: str, problem: str) -> Outcome:

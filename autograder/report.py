@@ -6,12 +6,14 @@ import csv
 import html
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
 from .course import gradebook_url
 
-DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "status"]
+# COURSE_SPEC.md's columns, then how learner code was isolated ("bubblewrap" or "none").
+DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "status", "sandbox"]
 
 
 def summary_line(outcome) -> str:
@@ -26,7 +28,7 @@ def summary_line(outcome) -> str:
             f"  [{statuses}]" + (f"  {notes}" if notes else ""))
 
 
-def write_detail(path: Path, outcomes) -> None:
+def write_detail(path: Path, outcomes, sandbox: str) -> None:
     """grades_detail.csv: one row per graded test cell (COURSE_SPEC.md)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -35,7 +37,7 @@ def write_detail(path: Path, outcomes) -> None:
             sub = outcome.submission
             for cell in outcome.cells:
                 writer.writerow([sub.student, sub.assignment, sub.notebook, cell.grade_id,
-                                 f"{cell.score:g}", f"{cell.max_score:g}", cell.status])
+                                 f"{cell.score:g}", f"{cell.max_score:g}", cell.status, sandbox])
 
 
 def export_grades(out: Path, students: list[str], assignments: list[str]) -> None:
@@ -43,6 +45,17 @@ def export_grades(out: Path, students: list[str], assignments: list[str]) -> Non
     plugin = CsvExportPlugin(to=str(out / "grades.csv"), student=students, assignment=assignments)
     with Gradebook(gradebook_url(out)) as gb:
         plugin.export(gb)
+
+
+def annotate(notebook, cells) -> None:
+    """Add the trusted verdict to each test cell's outputs, for the feedback page."""
+    by_id = {c.grade_id: c for c in cells}
+    for cell in notebook.cells:
+        result = by_id.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        if result is not None and cell.cell_type == "code" and cell.metadata.nbgrader.get("grade"):
+            text = f"Grader: {result.status}, {result.score:g} / {result.max_score:g}"
+            text += f": {result.message}\n" if result.message else "\n"
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
 
 
 def write_feedback(out: Path, outcome) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from autograder.course import EXERCISES, NOTEBOOKS, SOLUTIONS, available_assignments
 from autograder.release import release
+from autograder.verify import hidden_checks
 
 ASSIGNMENTS = available_assignments()
 
@@ -50,3 +51,10 @@ def test_released_notebooks_hold_no_answers_or_hidden_tests(assignment):
     for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "autograder.checks"):
         assert secret not in text
     assert "raise NotImplementedError()" in text
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_test_cell_has_a_trusted_check(assignment):
+    # verify.hidden_checks raises for a test cell whose hidden block runs no check
+    calls = hidden_checks(SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb")
+    assert calls and all(calls.values())

@@ -78,9 +78,12 @@ def as_outputs(value: Any) -> Outputs:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def make_inputs(case: Case) -> dict:
-    """The case's inputs, drawn from a generator seeded with ``case.seed``."""
-    generator = torch.Generator().manual_seed(case.seed)
+def make_inputs(case: Case, salt: int = 0) -> dict:
+    """The case's inputs, drawn from a generator seeded with ``case.seed + salt``.
+
+    A grader passes a secret ``salt`` so that a learner cannot know the inputs.
+    """
+    generator = torch.Generator().manual_seed(case.seed + salt)
     return case.inputs(generator)
 
 
@@ -89,16 +92,19 @@ def clone_inputs(inputs: Mapping[str, Any]) -> dict:
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
-def call_target(check: Check, case: Case, target: Any, inputs: Mapping[str, Any]):
-    """Run the learner's ``target`` on ``inputs``.
+def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping[str, Any] | None = None,
+                init_seed: int = 0, mode: str = "eval"):
+    """Run the learner's ``target`` on ``inputs``: a function is called with them;
+    a module class is built with ``init`` after ``torch.manual_seed(init_seed)``,
+    put in ``mode`` ("eval" or "train") and called with them.
 
     Returns ``(outputs, state)``: a tuple of outputs and, for modules, the
     module's ``state_dict`` (``None`` for functions).
     """
-    if check.kind == "module":
-        torch.manual_seed(case.init_seed)
-        module = target(**(case.init or {}))
-        module.train(case.mode == "train")
+    if kind == "module":
+        torch.manual_seed(init_seed)
+        module = target(**(init or {}))
+        module.train(mode == "train")
         with torch.no_grad():
             value = module(**clone_inputs(inputs))
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -194,13 +200,16 @@ def run_case(check: Check, case: Case, target: Any) -> None:
     """Run one case in this process: call the target, then judge its outputs."""
     inputs = make_inputs(case)
     try:
-        got, state = call_target(check, case, target, inputs)
+        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode)
     except Exception as exc:
-        hint = f" {case.hint_on_error}" if case.hint_on_error else ""
-        raise AssertionError(
-            f"{check.target} ({case.name}) raised {type(exc).__name__}: {exc}.{hint}"
-        ) from None
+        raise AssertionError(raised_message(check, case, f"{type(exc).__name__}: {exc}")) from None
     judge(check, case, inputs, got, state)
+
+
+def raised_message(check: Check, case: Case, error: str) -> str:
+    """The message for a target that raised ``error`` ("TypeName: message")."""
+    hint = f" {case.hint_on_error}" if case.hint_on_error else ""
+    return f"{check.target} ({case.name}) raised {error}.{hint}"
 
 
 def run(check: Check, target: Any) -> None:

@@ -1,0 +1,56 @@
+"""The learner-side half of a trusted check run; runs inside the sandbox.
+
+Reads one job (JSON) on stdin: the notebook's code cells to execute, in order,
+and the check requests (target expression, inputs). Executes the cells in an
+IPython shell, as the notebook kernel would, then answers each request with
+one JSON line on the original stdout: the target's outputs (and a module's
+state) encoded by :mod:`.wire`, or the error it raised. Anything the learner's
+code prints goes to /dev/null. Nothing here is trusted by the grader: it only
+produces plain data that the grader judges itself.
+
+Usage: python -m autograder.checks.worker < job.json
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+
+    import torch  # noqa: F401  (before the learner's code, as the notebook's imports cell does)
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from autograder.checks.core import call_target
+    from autograder.checks.wire import decode, encode
+
+    shell = InteractiveShell.instance()
+    for source in job["cells"]:
+        shell.run_cell(source, store_history=False, silent=True)
+    for request in job["requests"]:
+        reply = {"id": request["id"]}
+        try:
+            scope = dict(shell.user_ns)
+            scope.update({name: importlib.import_module(module) for name, module in request.get("modules", {}).items()
+                          if module.startswith("autograder.checks.")})
+            target = eval(request["target"], scope)  # noqa: S307 (the expression comes from the grader)
+            outputs, state = call_target(request["kind"], target, decode(request["inputs"]),
+                                         request.get("init"), request.get("init_seed", 0),
+                                         request.get("mode", "eval"))
+            reply["outputs"], reply["state"] = encode(list(outputs)), encode(state)
+        except BaseException as exc:  # the learner's code may raise anything, SystemExit included
+            reply["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+        channel.write(json.dumps(reply) + "\n")
+    channel.close()
+
+
+if __name__ == "__main__":
+    main()

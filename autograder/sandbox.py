@@ -1,0 +1,152 @@
+"""Run learner code in a bubblewrap sandbox with resource limits.
+
+Inside the sandbox a process sees a read-only system (/usr, /etc, the Python
+installation and the course's virtual environment), the check library, the
+paths the caller lists, and a private size-limited /tmp; it has no network,
+its own PID namespace, and runs as an unprivileged user so that the process
+limit holds. Limits are set with ``prlimit`` (CPU seconds, address space,
+processes, file size); the wall clock is the caller's (kill the process group).
+
+``python -m autograder.sandbox kernel CONFIG CONNECTION_FILE`` is the argv of
+the kernelspec that nbgrader starts for a submission: it hands the kernel a
+readable copy of the connection file and execs ipykernel inside the sandbox.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .course import REPO
+
+SYSTEM_RO = ["/usr", "/etc"]
+SYSTEM_LINKS = {"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64", "/sbin": "usr/sbin"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-process limits for learner code (``--limit NAME=VALUE`` on the command line)."""
+
+    cpu_seconds: int = 600      # CPU time of each process
+    memory_mb: int = 8192       # address space of each process (torch maps ~1 GB at import)
+    processes: int = 256        # processes and threads of the sandbox's user
+    file_size_mb: int = 64      # largest file a process may write
+    tmp_mb: int = 256           # size of the private /tmp
+    output_mb: int = 16         # bytes read back from a verification worker
+    wall_seconds: int = 900     # wall clock of one submission (nbgrader run or worker)
+
+    @classmethod
+    def parse(cls, items: list[str]) -> "Limits":
+        """Limits from ``["cpu_seconds=60", ...]``; raises ValueError naming a bad item."""
+        values = {}
+        for item in items:
+            name, _, value = item.partition("=")
+            if name not in cls.__dataclass_fields__ or not value.isdigit() or int(value) <= 0:
+                raise ValueError(f"--limit {item!r}: expected NAME=POSITIVE_INTEGER with NAME one of "
+                                 f"{', '.join(cls.__dataclass_fields__)}")
+            values[name] = int(value)
+        return cls(**values)
+
+
+def available() -> bool:
+    """Whether bubblewrap and util-linux's prlimit and setpriv are installed."""
+    return all(shutil.which(tool) for tool in ("bwrap", "prlimit", "setpriv"))
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to wrap a command: ``enabled=False`` keeps the limits but no isolation."""
+
+    limits: Limits = Limits()
+    enabled: bool = True
+    uid: int = 65534
+    readonly: tuple[str, ...] = field(default_factory=tuple)
+    writable: tuple[str, ...] = field(default_factory=tuple)
+
+    def with_paths(self, readonly=(), writable=()) -> "Sandbox":
+        return Sandbox(self.limits, self.enabled, self.uid, self.readonly + tuple(map(str, readonly)),
+                       self.writable + tuple(map(str, writable)))
+
+    def wrap(self, argv: list[str], cwd: str | None = None) -> list[str]:
+        """The command line that runs ``argv`` under the limits (and sandbox)."""
+        lim = self.limits
+        limited = ["prlimit", f"--cpu={lim.cpu_seconds}", f"--as={lim.memory_mb * 2**20}",
+                   f"--nproc={lim.processes}", f"--fsize={lim.file_size_mb * 2**20}", "--"]
+        if not self.enabled:
+            return limited + argv
+        cmd = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--dev", "/dev", "--proc", "/proc",
+               "--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", "/tmp"]
+        for path in SYSTEM_RO:
+            cmd += ["--ro-bind", path, path]
+        for link, target in SYSTEM_LINKS.items():
+            if os.path.islink(link):
+                cmd += ["--symlink", target, link]
+        made: set[str] = {"/", "/tmp", "/usr", "/etc", "/dev", "/proc"}
+        for flag, paths in (("--ro-bind", _python_paths() + list(self.readonly)), ("--bind", self.writable)):
+            for path in paths:
+                cmd += _parents(path, made) + [flag, path, path]
+        cmd += ["--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp", "--setenv", "MPLBACKEND", "Agg",
+                "--setenv", "PYTHONPATH", str(REPO), "--unsetenv", "JUPYTER_RUNTIME_DIR",
+                "--unsetenv", "JPY_PARENT_PID"]  # its parent is outside our PID namespace
+        if cwd:
+            cmd += ["--chdir", cwd]
+        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                "--inh-caps=-all", "--no-new-privs", "--"]
+        return cmd + ["--"] + limited + drop + argv
+
+
+def _python_paths() -> list[str]:
+    """The Python installation, the virtual environment and the check library."""
+    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    return sorted(p for p in paths if not p.startswith(("/usr", "/etc"))) + [
+        str(REPO / "autograder" / "__init__.py"), str(REPO / "autograder" / "checks")]
+
+
+def _parents(path: str, made: set[str]) -> list[str]:
+    """bwrap arguments that create ``path``'s missing ancestors as traversable folders."""
+    args = []
+    for parent in reversed(Path(path).parents):
+        p = str(parent)
+        if p not in made:
+            made.add(p)
+            args += ["--perms", "0755", "--dir", p]
+    made.add(path)
+    return args
+
+
+def write_kernelspec(folder: Path, sandbox: Sandbox, cwd: str, runtime: Path) -> None:
+    """A ``python3`` kernelspec under ``folder/kernels`` (put ``folder`` on
+    JUPYTER_PATH) whose kernel runs in ``sandbox`` with working folder ``cwd``;
+    ``runtime`` (owned by the sandbox's user) receives its connection file and
+    sockets (use ``KernelManager.transport=ipc`` with an ``ip`` inside it)."""
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    config = folder / "sandbox.json"
+    config.write_text(json.dumps({"sandbox": asdict(sandbox), "cwd": cwd, "runtime": str(runtime)}))
+    argv = [sys.executable, "-m", "autograder.sandbox", "kernel", str(config), "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": argv, "display_name": "Python 3 (sandboxed)", "language": "python"}))
+
+
+def _launch_kernel(config_path: str, connection_file: str) -> None:
+    config = json.loads(Path(config_path).read_text())
+    raw = config["sandbox"]
+    sandbox = Sandbox(Limits(**raw["limits"]), raw["enabled"], raw["uid"], tuple(raw["readonly"]),
+                      tuple(raw["writable"]))
+    # The connection file is private to the grader's user; give the kernel a copy it can read.
+    runtime = Path(config["runtime"])
+    readable = runtime / ("sandbox-" + Path(connection_file).name)
+    shutil.copyfile(connection_file, readable)
+    os.chown(readable, sandbox.uid, sandbox.uid)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(readable),
+            "--HistoryManager.hist_file=:memory:"]
+    cmd = sandbox.with_paths(writable=[runtime]).wrap(argv, cwd=config["cwd"])
+    os.execvp(cmd[0], cmd)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["kernel"]:
+    _launch_kernel(sys.argv[2], sys.argv[3])

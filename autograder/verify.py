@@ -1,0 +1,168 @@
+"""Trusted verdicts: run each hidden check's cases against a learner's code in
+a sandboxed worker, and judge the plain data it returns in this process.
+
+The hidden test cells of the *source* notebook say which checks grade which
+cell (``run(checks.NAME, TARGET)``); the inputs are drawn with a secret salt,
+sent to :mod:`autograder.checks.worker` as plain data, and the outputs come
+back as plain data (:mod:`autograder.checks.wire`). References are computed
+here, on this process's own copies of the inputs.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader import utils
+
+from .checks.core import Check, clone_inputs, judge, make_inputs, raised_message
+from .checks.wire import WireError, decode, encode
+from .sandbox import Sandbox
+
+HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+@dataclass
+class Verdict:
+    status: str   # passed, failed, error, timeout, crashed, missing
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CheckCall:
+    check: Check
+    target: str   # a Python expression evaluated in the learner's namespace
+    modules: tuple[tuple[str, str], ...] = ()  # (name, check module) the expression may use
+
+
+def hidden_checks(source_notebook: Path) -> dict[str, list[CheckCall]]:
+    """grade_id -> the checks its hidden block runs, read from the source notebook.
+
+    Recognises ``from autograder.checks import run, MODULE as NAME`` and
+    ``run(NAME.CHECK, TARGET)``. Raises ValueError for a grade cell without one.
+    """
+    calls: dict[str, list[CheckCall]] = {}
+    for cell in nbformat.read(source_notebook, as_version=4).cells:
+        if not (utils.is_grade(cell) and cell.cell_type == "code"):
+            continue
+        source = cell.source
+        block = source[source.index(HIDDEN[0]) + len(HIDDEN[0]):source.index(HIDDEN[1])] if HIDDEN[0] in source else ""
+        tree = ast.parse(block)
+        modules = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "autograder.checks":
+                for alias in node.names:
+                    if alias.name != "run":
+                        modules[alias.asname or alias.name] = importlib.import_module(f"autograder.checks.{alias.name}")
+        found = []
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "run"
+                    and len(node.args) == 2 and isinstance(node.args[0], ast.Attribute)
+                    and isinstance(node.args[0].value, ast.Name)):
+                check = getattr(modules[node.args[0].value.id], node.args[0].attr)
+                names = tuple((name, module.__name__) for name, module in modules.items())
+                found.append(CheckCall(check, ast.get_source_segment(block, node.args[1]), names))
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        if not found:
+            raise ValueError(f"{source_notebook}: test cell {grade_id} runs no check in its hidden tests")
+        calls[grade_id] = found
+    return calls
+
+
+def learner_cells(submitted: Path, released: Path) -> list[str]:
+    """The code the worker executes: the submission's code cells in order,
+    without test cells, and with locked (given) cells as released."""
+    given = {c.metadata.nbgrader["grade_id"]: c.source for c in nbformat.read(released, as_version=4).cells
+             if c.cell_type == "code" and utils.is_locked(c) and not utils.is_grade(c)}
+    cells = []
+    for cell in nbformat.read(submitted, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in given:
+            cells.append(given.pop(grade_id))
+        elif not (utils.is_grade(cell) or utils.is_locked(cell)):
+            cells.append(cell.source)
+    return cells
+
+
+def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox, scratch: Path) -> dict[str, Verdict]:
+    """Run every case of every check against the learner's code; a verdict per grade_id."""
+    salt = secrets.randbelow(2**31)
+    plan, requests = [], []
+    for grade_id, grade_calls in calls.items():
+        for call in grade_calls:
+            for case in call.check.cases:
+                inputs = make_inputs(case, salt)
+                plan.append((grade_id, call.check, case, inputs))
+                requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
+                                 "modules": dict(call.modules),
+                                 "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
+                                 "mode": case.mode, "inputs": encode(clone_inputs(inputs))})
+    replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
+    verdicts: dict[str, Verdict] = {}
+    for request_id, (grade_id, check, case, inputs) in enumerate(plan):
+        if grade_id in verdicts:
+            continue  # the first failing case decides the cell
+        verdict = _judge_reply(check, case, inputs, replies.get(request_id), failure)
+        if verdict.status != "passed":
+            verdicts[grade_id] = verdict
+    return {g: verdicts.get(g, Verdict("passed")) for g in calls}
+
+
+def _judge_reply(check, case, inputs, reply, failure) -> Verdict:
+    if reply is None:
+        return Verdict(failure[0], f"{check.target} ({case.name}): no result: {failure[1]}")
+    if "error" in reply:
+        return Verdict("error", raised_message(check, case, str(reply["error"])[:500]))
+    try:
+        outputs = decode(reply["outputs"])
+        state = decode(reply["state"])
+    except (KeyError, WireError) as exc:
+        return Verdict("failed", f"{check.target} ({case.name}): its outputs could not be read ({exc})")
+    try:
+        judge(check, case, inputs, outputs, state)
+    except AssertionError as exc:
+        return Verdict("failed", str(exc))
+    except Exception as exc:  # a reference that cannot digest what the learner returned
+        return Verdict("failed", f"{check.target} ({case.name}): unusable outputs ({type(exc).__name__}: {exc})")
+    return Verdict("passed")
+
+
+def _run_worker(job: dict, sandbox: Sandbox, scratch: Path) -> tuple[dict[int, dict], tuple[str, str]]:
+    """Run the worker; returns its replies by id and, for requests without one,
+    the status and reason to report (timeout or crashed)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    argv = sandbox.wrap([sys.executable, "-m", "autograder.checks.worker"], cwd="/tmp")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    limit = sandbox.limits.output_mb * 2**20
+    with open(scratch / "job.json", "w") as fh:
+        json.dump(job, fh)
+    with open(scratch / "job.json") as stdin, open(scratch / "replies.jsonl", "wb") as stdout:
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        try:
+            code = proc.wait(timeout=sandbox.limits.wall_seconds)
+            failure = ("crashed", f"the worker exited with status {code}")
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            failure = ("timeout", f"no answer within {sandbox.limits.wall_seconds} s")
+    replies: dict[int, dict] = {}
+    with open(scratch / "replies.jsonl", "rb") as fh:
+        data = fh.read(limit)
+    for line in data.splitlines():
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(reply, dict) and isinstance(reply.get("id"), int):
+            replies.setdefault(reply["id"], reply)
+    return replies, failure
