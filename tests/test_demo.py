@@ -7,7 +7,9 @@ from autograder.course import NOTEBOOKS, REPO, nbgrader_env
 # (student, assignment) handed in with one typical mistake each
 MISTAKEN = {("chen", "03_scaled_attention"), ("dana", "03_scaled_attention"),
             ("eli", "03_scaled_attention"), ("fay", "03_scaled_attention"),
-            ("chen", "01_tensors"), ("dana", "02_qkv"), ("eli", "04_masking"), ("fay", "05_multi_head")}
+            ("chen", "01_tensors"), ("dana", "02_qkv"), ("eli", "04_masking"), ("fay", "05_multi_head"),
+            ("chen", "06_normalization"), ("dana", "07_residual"), ("eli", "08_positional_encoding"),
+            ("fay", "09_elmo_bert"), ("ben", "10_transformer")}
 
 
 def test_make_grade_grades_the_demo_class(tmp_path):
