@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 PY := $(VENV)/bin/python
 # nbgrader runs `alembic` from PATH, so the venv's bin must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -22,14 +23,21 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Strict: any warning or failing cell fails the build; --all and a removed
-# doctree cache give a fresh Sphinx state, while executed outputs still come
-# from the jupyter-cache in _build/.jupyter_cache.
-book: $(STAMP)
+# Front-end assets from the npm registry (package-lock.json pins them).
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# First the chapters whose code changed are executed in parallel into the
+# jupyter-cache (book/execute.py); then the strict build: any warning or
+# failing cell fails it, and --all with a removed doctree cache gives a fresh
+# Sphinx state, while executed outputs come from _build/.jupyter_cache.
+book: $(STAMP) $(NODE_STAMP)
+	$(PY) book/execute.py
 	rm -rf _build/.doctrees
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 release: $(STAMP)
@@ -42,4 +50,4 @@ serve: book
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
 clean:
-	rm -rf _build _grading .pytest_cache
+	rm -rf _build _grading .pytest_cache node_modules

@@ -13,3 +13,12 @@ def autograder_cli(*args: str, check: bool = True) -> subprocess.CompletedProces
     if check and result.returncode != 0:
         pytest.fail(f"autograder {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture(scope="session")
+def built():
+    """The README's `make book`: the strict build of the whole site."""
+    result = subprocess.run(["make", "book"], cwd=REPO, env=nbgrader_env(), capture_output=True,
+                            text=True, timeout=2400)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result

@@ -1,21 +1,12 @@
 """The strict book build (the README's `make book`) and what chapter 3 shows."""
 import html
 import re
-import subprocess
 
 import pytest
 
-from autograder.course import REPO, nbgrader_env
+from autograder.course import REPO
 
 PAGE = REPO / "_build" / "html" / "book" / "03_scaled_attention.html"
-
-
-@pytest.fixture(scope="module")
-def built():
-    result = subprocess.run(["make", "book"], cwd=REPO, env=nbgrader_env(), capture_output=True,
-                            text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result
 
 
 def _text(page):
