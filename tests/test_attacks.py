@@ -3,12 +3,12 @@ attention (scores divided by d_k) and must score no more than that wrong
 implementation alone; honest students graded after them get full marks; no
 submitted file changes; faults get their status."""
 import csv
-import hashlib
 import json
 
 import nbformat
 import pytest
 
+import gradebatch
 from conftest import autograder_cli
 from submissions import learner_notebook, write_submission
 
@@ -116,11 +116,6 @@ def _tampered(nb, how):
     return nb
 
 
-def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
@@ -136,7 +131,7 @@ def graded(tmp_path_factory):
     (root / "e_not_json" / A / "scaled_attention.ipynb").write_bytes(b"\x00\xffnot a notebook")
     for i in (1, 2):
         write_submission(root, f"z_honest_{i}", A, learner_notebook(A))
-    before = _digest(root)
+    before = gradebatch.digest(root)
     out = tmp_path_factory.mktemp("out")
     result = autograder_cli("grade", str(root), "--out", str(out), "--workers", "2",
                             "--limit", "wall_seconds=90", "--limit", "memory_mb=4096", "--limit", "cpu_seconds=120")
@@ -189,7 +184,7 @@ def test_scores_are_capped_and_the_gradebook_agrees(graded):
 
 def test_no_submitted_file_changes(graded):
     root, before, *_ = graded
-    assert _digest(root) == before
+    assert gradebatch.digest(root) == before
 
 
 def test_sandbox_is_recorded(graded):

@@ -4,15 +4,11 @@ One batch holds, for both assignments, the reference solution (full marks), the
 blank release (zero) and students with the typical mistakes of each chapter;
 each mistake must lose the points of the test cell whose feedback names it.
 """
-import csv
-
 import pytest
 
-from conftest import autograder_cli
-from submissions import learner_notebook, write_submission
+import gradebatch
 
 N6, N7 = "06_normalization", "07_residual"
-NB = {N6: "normalization", N7: "residual"}
 FULL = {
     N6: {"test_layer_norm_hand": 2, "test_layer_norm_matches_builtin": 2, "test_batch_norm_training": 2,
          "test_batch_norm_running_stats": 2, "test_batch_norm_eval": 2, "test_layer_norm_module": 2},
@@ -63,61 +59,27 @@ MISTAKES = {
 }
 
 
-def _detail(out):
-    table = {}
-    with open(out / "grades_detail.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            table.setdefault((r["student_id"], r["assignment"]), {})[r["grade_id"]] = (float(r["score"]), r["status"])
-    return table
-
-
-def _feedback(out, student, assignment):
-    text = (out / "feedback" / student / assignment / f"{NB[assignment]}.html").read_text()
-    return text.replace("&#39;", "'").replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class67")
-    for a in (N6, N7):
-        write_submission(root, "z_solution", a, learner_notebook(a))
-        write_submission(root, "y_blank_release", a, learner_notebook(a, answered=False))
-    for student, by_assignment in MISTAKES.items():
-        for a, (edits, _) in by_assignment.items():
-            write_submission(root, student, a, learner_notebook(a, edits))
-    out = tmp_path_factory.mktemp("out67")
-    autograder_cli("grade", str(root), "--out", str(out), "--assignment", N6, "--assignment", N7)
-    return out
+    return gradebatch.grade_class(tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("out"),
+                                  [N6, N7], MISTAKES)
 
 
 @pytest.mark.parametrize("assignment", [N6, N7])
 def test_solution_scores_full_marks_and_release_zero(graded, assignment):
-    detail = _detail(graded)
-    solution = detail[("z_solution", assignment)]
-    assert {g: s for g, (s, _) in solution.items()} == FULL[assignment]
-    assert all(st == "passed" for _, st in solution.values())
-    assert sum(s for s, _ in detail[("y_blank_release", assignment)].values()) == 0
-    with open(graded / "grades.csv", newline="") as fh:
-        grades = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
-    row = grades[("z_solution", assignment)]
-    assert float(row["score"]) == float(row["max_score"]) == sum(FULL[assignment].values())
+    gradebatch.assert_solution_full_and_blank_zero(graded, assignment, FULL[assignment])
 
 
-CASES = [(s, a, cell, phrase) for s, by_a in MISTAKES.items() for a, (_, fails) in by_a.items()
-         for cell, phrase in fails]
+CASES = gradebatch.mistake_cases(MISTAKES)
 
 
-@pytest.mark.parametrize("student, assignment, cell, phrase", CASES,
-                         ids=[f"{s}-{a}-{c}" for s, a, c, _ in CASES])
+@pytest.mark.parametrize("student, assignment, cell, phrase", CASES, ids=[f"{s}-{a}-{c}" for s, a, c, _ in CASES])
 def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, assignment, cell, phrase):
-    score, status = _detail(graded)[(student, assignment)][cell]
-    # "error" when the learner's code raises (a missing downsample cannot add x to F(x))
-    assert score == 0 and status in ("failed", "error"), (score, status)
-    assert phrase in _feedback(graded, student, assignment)
+    gradebatch.assert_mistake_named(graded, student, assignment, cell, phrase, statuses=("failed", "error"))
 
 
 def test_mistakes_keep_the_points_of_unrelated_cells(graded):
-    detail = _detail(graded)
+    detail = gradebatch.detail(graded)
     assert detail[("m_a", N6)]["test_batch_norm_eval"] == (2.0, "passed")
     assert detail[("m_b", N6)]["test_batch_norm_training"] == (2.0, "passed")
     assert detail[("m_c", N6)]["test_batch_norm_running_stats"] == (2.0, "passed")
@@ -127,9 +89,4 @@ def test_mistakes_keep_the_points_of_unrelated_cells(graded):
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
-    pages = list((graded / "feedback").rglob("*.html"))
-    assert len(pages) == 10
-    for page in pages:
-        text = page.read_text()
-        for secret in ("BEGIN HIDDEN TESTS", "autograder.checks", "run(checks."):
-            assert secret not in text, (page, secret)
+    gradebatch.assert_no_hidden_code(graded, pages=10)

@@ -4,15 +4,11 @@ One batch holds, for both assignments, the reference solution (full marks), the
 blank release (zero) and students with the typical mistakes of the chapters; each
 mistake must lose the points of the test cell whose feedback names it.
 """
-import csv
-
 import pytest
 
-from conftest import autograder_cli
-from submissions import learner_notebook, write_submission
+import gradebatch
 
 A8, A9 = "08_positional_encoding", "09_elmo_bert"
-NB = {A8: "positional_encoding", A9: "elmo_bert"}
 FULL = {
     A8: {"test_pe_basics": 2, "test_pe_values": 3, "test_positional_encoding": 3, "test_token_embedding": 2},
     A9: {"test_scalar_mix": 2, "test_mask_tokens_labels": 2, "test_mask_tokens_proportions": 2,
@@ -68,69 +64,31 @@ MISTAKES = {
 }
 
 
-def _detail(out):
-    table = {}
-    with open(out / "grades_detail.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            table.setdefault((r["student_id"], r["assignment"]), {})[r["grade_id"]] = (float(r["score"]), r["status"])
-    return table
-
-
-def _feedback(out, student, assignment):
-    text = (out / "feedback" / student / assignment / f"{NB[assignment]}.html").read_text()
-    return text.replace("&#39;", "'").replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class89")
-    for a in (A8, A9):
-        write_submission(root, "z_solution", a, learner_notebook(a))
-        write_submission(root, "y_blank_release", a, learner_notebook(a, answered=False))
-    for student, by_assignment in MISTAKES.items():
-        for a, (edits, _) in by_assignment.items():
-            write_submission(root, student, a, learner_notebook(a, edits))
-    out = tmp_path_factory.mktemp("out89")
-    autograder_cli("grade", str(root), "--out", str(out), "--assignment", A8, "--assignment", A9)
-    return out
+    return gradebatch.grade_class(tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("out"),
+                                  [A8, A9], MISTAKES)
 
 
 @pytest.mark.parametrize("assignment", [A8, A9])
 def test_solution_scores_full_marks_and_release_zero(graded, assignment):
-    detail = _detail(graded)
-    solution = detail[("z_solution", assignment)]
-    assert {g: s for g, (s, _) in solution.items()} == FULL[assignment]
-    assert all(st == "passed" for _, st in solution.values())
-    assert sum(s for s, _ in detail[("y_blank_release", assignment)].values()) == 0
-    with open(graded / "grades.csv", newline="") as fh:
-        grades = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
-    row = grades[("z_solution", assignment)]
-    assert float(row["score"]) == float(row["max_score"]) == sum(FULL[assignment].values())
+    gradebatch.assert_solution_full_and_blank_zero(graded, assignment, FULL[assignment])
 
 
-CASES = [(s, a, cell, phrase) for s, by_a in MISTAKES.items() for a, (_, fails) in by_a.items()
-         for cell, phrase in fails]
+CASES = gradebatch.mistake_cases(MISTAKES)
 
 
-@pytest.mark.parametrize("student, assignment, cell, phrase", CASES,
-                         ids=[f"{s}-{a}-{c}" for s, a, c, _ in CASES])
+@pytest.mark.parametrize("student, assignment, cell, phrase", CASES, ids=[f"{s}-{a}-{c}" for s, a, c, _ in CASES])
 def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, assignment, cell, phrase):
-    score, status = _detail(graded)[(student, assignment)][cell]
-    assert score == 0 and status == "failed", (score, status)
-    assert phrase in _feedback(graded, student, assignment)
+    gradebatch.assert_mistake_named(graded, student, assignment, cell, phrase, statuses=("failed",))
 
 
 def test_mistakes_keep_the_points_of_unrelated_cells(graded):
-    detail = _detail(graded)
+    detail = gradebatch.detail(graded)
     assert detail[("m_b", A8)]["test_token_embedding"] == (2.0, "passed")
     assert detail[("m_a", A9)]["test_count_trainable"] == (1.0, "passed")
     assert detail[("m_c", A9)]["test_encoder_layer"] == (3.0, "passed")
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
-    pages = list((graded / "feedback").rglob("*.html"))
-    assert len(pages) == 10
-    for page in pages:
-        text = page.read_text()
-        for secret in ("BEGIN HIDDEN TESTS", "autograder.checks", "run(checks."):
-            assert secret not in text, (page, secret)
+    gradebatch.assert_no_hidden_code(graded, pages=10)

@@ -1,18 +1,14 @@
 """The real `python -m autograder grade` on 01_tensors and 02_qkv: the solution
 scores full marks, the blank release zero, and each typical mistake loses the
 points of the test cell whose feedback names it. One batch for both assignments."""
-import csv
-
 import pytest
 
-from conftest import autograder_cli
-from submissions import learner_notebook, write_submission
+import gradebatch
 
 T, Q = "01_tensors", "02_qkv"
-NOTEBOOK = {T: "tensors", Q: "qkv"}
 
 # student -> (assignment, edits to solution cells, failing test cell, phrase its feedback must show)
-MISTAKES = {
+BY_STUDENT = {
     "m_l2_wrong_dim": (T, {"l2_normalize": [("dim=dim, keepdim", "dim=0, keepdim")]},
                        "test_l2_normalize", "wrong dimension"),
     "m_l2_missing_eps": (T, {"l2_normalize": [("norm.clamp_min(eps)", "norm")]},
@@ -37,44 +33,25 @@ FULL = {
         "test_soft_lookup_hand": 1, "test_soft_lookup": 2, "test_hard_lookup": 2},
 }
 
-
-def _detail(out):
-    table = {}
-    with open(out / "grades_detail.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            table.setdefault((r["student_id"], r["assignment"]), {})[r["grade_id"]] = (float(r["score"]), r["status"])
-    return table
+MISTAKES = {s: {a: (edits, [(cell, phrase)])} for s, (a, edits, cell, phrase) in BY_STUDENT.items()}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class")
-    for a in (T, Q):
-        write_submission(root, "z_solution", a, learner_notebook(a))
-        write_submission(root, "y_blank_release", a, learner_notebook(a, answered=False))
-    for student, (a, edits, _, _) in MISTAKES.items():
-        write_submission(root, student, a, learner_notebook(a, edits))
-    out = tmp_path_factory.mktemp("out")
-    autograder_cli("grade", str(root), "--out", str(out), "--assignment", T, "--assignment", Q, "--workers", "2")
-    return out
+    return gradebatch.grade_class(tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("out"), [T, Q], MISTAKES)
 
 
 @pytest.mark.parametrize("assignment", [T, Q])
 def test_solution_full_marks_and_blank_release_zero(graded, assignment):
-    detail = _detail(graded)
-    assert {g: s for g, (s, _) in detail[("z_solution", assignment)].items()} == FULL[assignment]
-    assert all(st == "passed" for _, st in detail[("z_solution", assignment)].values())
-    assert sum(s for s, _ in detail[("y_blank_release", assignment)].values()) == 0
-    with open(graded / "grades.csv", newline="") as fh:
-        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
-    assert float(rows[("z_solution", assignment)]["score"]) == sum(FULL[assignment].values()) == 10
+    gradebatch.assert_solution_full_and_blank_zero(graded, assignment, FULL[assignment])
 
 
-@pytest.mark.parametrize("student", sorted(MISTAKES))
-def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student):
-    assignment, _, cell, phrase = MISTAKES[student]
-    scores = _detail(graded)[(student, assignment)]
-    assert scores[cell] == (0.0, "failed"), scores
+@pytest.mark.parametrize("student, assignment, cell, phrase", gradebatch.mistake_cases(MISTAKES))
+def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, assignment, cell, phrase):
+    gradebatch.assert_mistake_named(graded, student, assignment, cell, phrase)
+    scores = gradebatch.detail(graded)[(student, assignment)]
     assert sum(s for s, _ in scores.values()) < sum(FULL[assignment].values())
-    feedback = (graded / "feedback" / student / assignment / f"{NOTEBOOK[assignment]}.html").read_text()
-    assert phrase in feedback.replace("&#39;", "'").replace("&quot;", '"')
+
+
+def test_feedback_never_shows_hidden_test_code(graded):
+    gradebatch.assert_no_hidden_code(graded, pages=2 * 2 + 2 * len(MISTAKES))

@@ -4,14 +4,11 @@ One batch holds the reference solution (full marks), the blank release (zero)
 and students with typical mistakes, two or three per notebook on different
 cells; each mistake must lose the points of the test cell whose feedback names it.
 """
-import csv
-
 import pytest
 
-from conftest import autograder_cli
-from submissions import learner_notebook, write_submission
+import gradebatch
 
-A, NB = "10_transformer", "transformer"
+A = "10_transformer"
 FULL = {"test_decoder_shapes": 1, "test_decoder_matches_builtin": 3, "test_decoder_cross_attention": 2,
         "test_decoder_causal": 2, "test_transformer_tying": 2, "test_transformer_forward": 2,
         "test_transformer_causal": 1}
@@ -23,7 +20,7 @@ TIE = "self.out_proj.weight = self.embedding.weight"
 DECODE = "x = layer(x, memory, tgt_mask=causal, memory_mask=memory_mask)"
 
 # student -> (edits to solution cells, [(failing test cell, phrase its feedback shows)])
-MISTAKES = {
+BY_STUDENT = {
     "m_a": ({LAYER: [(CROSS, "self.multihead_attn(x, x, x, memory_mask)[0]")],
              MODEL: [(TIE, "self.out_proj.weight = nn.Parameter(self.embedding.weight.detach().clone())")]},
             [("test_decoder_cross_attention", "not from the decoder's own state"),
@@ -43,54 +40,28 @@ MISTAKES = {
             [("test_transformer_forward", "the cross-attention ignores src_padding_mask")]),
 }
 
-
-def _detail(out):
-    table = {}
-    with open(out / "grades_detail.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            table.setdefault(r["student_id"], {})[r["grade_id"]] = (float(r["score"]), r["status"])
-    return table
-
-
-def _feedback(out, student):
-    text = (out / "feedback" / student / A / f"{NB}.html").read_text()
-    return text.replace("&#39;", "'").replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+MISTAKES = {s: {A: entry} for s, entry in BY_STUDENT.items()}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class10")
-    write_submission(root, "z_solution", A, learner_notebook(A))
-    write_submission(root, "y_blank_release", A, learner_notebook(A, answered=False))
-    for student, (edits, _) in MISTAKES.items():
-        write_submission(root, student, A, learner_notebook(A, edits))
-    out = tmp_path_factory.mktemp("out10")
-    autograder_cli("grade", str(root), "--out", str(out), "--assignment", A)
-    return out
+    return gradebatch.grade_class(tmp_path_factory.mktemp("class10"), tmp_path_factory.mktemp("out10"), [A], MISTAKES)
 
 
 def test_solution_scores_full_marks_and_release_zero(graded):
-    detail = _detail(graded)
-    assert {g: s for g, (s, _) in detail["z_solution"].items()} == FULL
-    assert all(st == "passed" for _, st in detail["z_solution"].values())
-    assert sum(s for s, _ in detail["y_blank_release"].values()) == 0
-    with open(graded / "grades.csv", newline="") as fh:
-        grades = {r["student_id"]: r for r in csv.DictReader(fh)}
-    assert float(grades["z_solution"]["score"]) == float(grades["z_solution"]["max_score"]) == sum(FULL.values())
+    gradebatch.assert_solution_full_and_blank_zero(graded, A, FULL)
 
 
-CASES = [(s, cell, phrase) for s, (_, fails) in MISTAKES.items() for cell, phrase in fails]
+CASES = gradebatch.mistake_cases(MISTAKES)
 
 
-@pytest.mark.parametrize("student, cell, phrase", CASES, ids=[f"{s}-{c}" for s, c, _ in CASES])
-def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, cell, phrase):
-    score, status = _detail(graded)[student][cell]
-    assert score == 0 and status == "failed", (score, status)
-    assert phrase in _feedback(graded, student)
+@pytest.mark.parametrize("student, assignment, cell, phrase", CASES, ids=[f"{s}-{c}" for s, _, c, _ in CASES])
+def test_typical_mistake_loses_points_with_a_message_naming_it(graded, student, assignment, cell, phrase):
+    gradebatch.assert_mistake_named(graded, student, assignment, cell, phrase)
 
 
 def test_mistakes_keep_the_points_of_unrelated_cells(graded):
-    detail = _detail(graded)
+    detail = {s: cells for (s, _), cells in gradebatch.detail(graded).items()}
     # a layer that ignores tgt_mask still matches PyTorch when no mask is given
     assert detail["m_b"]["test_decoder_matches_builtin"] == (3.0, "passed")
     assert detail["m_b"]["test_decoder_cross_attention"] == (2.0, "passed")
@@ -101,9 +72,4 @@ def test_mistakes_keep_the_points_of_unrelated_cells(graded):
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
-    pages = list((graded / "feedback").rglob("*.html"))
-    assert len(pages) == 2 + len(MISTAKES)
-    for page in pages:
-        text = page.read_text()
-        for secret in ("BEGIN HIDDEN TESTS", "autograder.checks", "run(checks."):
-            assert secret not in text, (page, secret)
+    gradebatch.assert_no_hidden_code(graded, pages=2 + len(MISTAKES))
