@@ -25,7 +25,7 @@ from sqlalchemy.exc import SAWarning
 from . import report
 from . import sandbox
 from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
-from .intake import Submission, collect, scratch_dir, unpack
+from .intake import Submission, collect, unpack
 from .release import release
 from .sandbox import Limits, Sandbox, write_kernelspec
 from .verify import Verdict, hidden_checks, learner_cells, verify
@@ -87,7 +87,13 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
     source = (source or DEMO).resolve()
     if source.is_dir() and out.is_relative_to(source):
         raise UsageError("--out must not be inside SUBMISSIONS (submitted files are never changed)")
-    root = unpack(source, scratch_dir(out)) if not source.is_dir() else source
+    with tempfile.TemporaryDirectory(prefix="unzipped-", dir=out) as scratch:  # a .zip's files, read during grading
+        root = source if source.is_dir() else unpack(source, Path(scratch))
+        return _grade_class(root, out, assignments, workers, limits, sandboxed, log)
+
+
+def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limits, sandboxed: bool, log):
+    known = available_assignments()
     submissions, skipped = collect(root, assignments, out / "submitted")
     for line in skipped:
         log(f"skipped {line}")

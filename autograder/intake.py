@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,12 +138,6 @@ def _take(folder: Path, student: str, assignment: str, submitted: Path) -> Submi
     if (folder / "timestamp.txt").is_file():
         shutil.copyfile(folder / "timestamp.txt", dest / "timestamp.txt")
     return sub
-
-
-def scratch_dir(out: Path) -> Path:
-    """A fresh scratch folder under ``out`` for an unpacked zip."""
-    out.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="unzipped-", dir=out))
 
 
 def _without_duplicate_ids(nb):

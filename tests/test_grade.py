@@ -5,6 +5,7 @@ the blank release and the reference solution, so the test also shows that a
 bad submission never stops the students graded after it.
 """
 import csv
+import zipfile
 import json
 
 import nbformat
@@ -159,3 +160,24 @@ def test_regrade_in_parallel_gives_the_same_results(graded, tmp_path):
 def test_usage_errors_exit_non_zero(tmp_path):
     assert autograder_cli("grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), check=False).returncode == 2
     assert autograder_cli("grade", "--assignment", "99_nope", "--out", str(tmp_path / "o"), check=False).returncode == 2
+
+
+def test_a_zip_of_the_submitted_folder_is_graded(tmp_path):
+    folder = tmp_path / "submitted"
+    write_submission(folder, "alice", A, learner_notebook(A))
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.rglob("*"):
+            zf.write(path, path.relative_to(tmp_path))  # entries start with submitted/
+    autograder_cli("grade", str(archive), "--out", str(tmp_path / "out"))
+    assert {g: s for g, (s, _) in _detail(tmp_path / "out")["alice"].items()} == FULL
+    assert not list((tmp_path / "out").glob("unzipped-*"))  # the unpacked copy is removed
+
+
+def test_a_zip_entry_outside_its_folder_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../escaped.txt", "x")
+    result = autograder_cli("grade", str(archive), "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2 and "outside its folder" in result.stderr
+    assert not (tmp_path / "escaped.txt").exists()
