@@ -43,6 +43,7 @@ def build_class(root: Path, students: int) -> None:
 
 
 def plain(root: Path, out: Path) -> float:
+    out.mkdir(parents=True)
     start = time.perf_counter()
     release([A], release_dir=out / "release", db_url=gradebook_url(out))
     shutil.copytree(root, out / "submitted")
