@@ -86,4 +86,4 @@ def test_mistakes_keep_the_points_of_unrelated_cells(graded):
 
 
 def test_feedback_never_shows_hidden_test_code(graded):
-    gradebatch.assert_no_hidden_code(graded, pages=11)
+    gradebatch.assert_no_hidden_code(graded, pages=12)  # m_d submitted 05 only; its missing 04 gets a page too
