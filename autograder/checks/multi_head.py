@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import masks
 from .core import Case, Check, Mistake
 
 
@@ -172,23 +173,6 @@ def _mha_case(name, d_model, h, B, t_q, t_k, seed, cross=False, mask_of=None, bi
                 mistakes=_mha_mistakes(h), hint_on_error=HEAD_AXIS_HINT)
 
 
-def _causal(t):
-    return lambda g: torch.ones(t, t, dtype=torch.bool).tril()
-
-
-def _padding(lengths, t_k):
-    return lambda g: (torch.arange(t_k) < torch.tensor(lengths)[:, None]).unsqueeze(1)
-
-
-def _per_example(B, t_q, t_k):
-    """A random [B, T_q, T_k] mask with at least one True per row."""
-    def mask_of(g):
-        m = torch.rand(B, t_q, t_k, generator=g) < 0.6
-        m[..., 0] = True
-        return m
-    return mask_of
-
-
 mha_matches_builtin = Check(
     name="mha_matches_builtin",
     target="MultiHeadAttention",
@@ -206,13 +190,13 @@ mha_masks = Check(
     target="MultiHeadAttention",
     kind="module",
     cases=[
-        _mha_case("causal mask [5, 5], d_model=8, 2 heads, B=2", 8, 2, 2, 5, 5, 530, mask_of=_causal(5)),
+        _mha_case("causal mask [5, 5], d_model=8, 2 heads, B=2", 8, 2, 2, 5, 5, 530, mask_of=masks.causal(5)),
         _mha_case("per-example mask [2, 4, 4] with B = num_heads = 2", 8, 2, 2, 4, 4, 531,
-                  mask_of=_per_example(2, 4, 4)),
+                  mask_of=masks.per_example(2, 4, 4)),
         _mha_case("padding mask [3, 1, 6], cross-attention, 3 heads, B=3", 12, 3, 3, 4, 6, 532, cross=True,
-                  mask_of=_padding([6, 2, 4], 6)),
+                  mask_of=masks.padding([6, 2, 4], 6)),
         _mha_case("per-example mask [2, 5, 5] with B=2, 4 heads", 16, 4, 2, 5, 5, 533,
-                  mask_of=_per_example(2, 5, 5)),
+                  mask_of=masks.per_example(2, 5, 5)),
     ],
 )
 

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import masks
 from .core import Case, Check, Mistake
+from .positional_encoding import reference_pe
 
 CROSS = "multihead_attn"  # nn.TransformerDecoderLayer's name for the cross-attention
 
@@ -229,23 +231,6 @@ def _decoder_case(name, d, h, ff, B, T, S, seed, dropout=0.1, tgt_mask_of=None, 
                 mistakes=_decoder_mistakes(h), hint_on_error=CROSS_HINT)
 
 
-def _causal(t):
-    return lambda g: torch.ones(t, t, dtype=torch.bool).tril()
-
-
-def _padding(lengths, s):
-    """[B, 1, S] padding mask, True at the first ``lengths[b]`` positions."""
-    return lambda g: (torch.arange(s) < torch.tensor(lengths)[:, None]).unsqueeze(1)
-
-
-def _per_example(B, t_q, t_k, causal=False):
-    def mask_of(g):
-        m = torch.rand(B, t_q, t_k, generator=g) < 0.6
-        m[..., 0] = True
-        return m & torch.ones(t_q, t_k, dtype=torch.bool).tril() if causal else m
-    return mask_of
-
-
 def _shape_case(name, d, h, B, T, S, seed):
     return Case(name=name, inputs=_decoder_inputs(B, T, S, d), init=dict(d_model=d, num_heads=h, dim_feedforward=2 * d),
                 init_seed=seed, seed=seed, outputs=("output shape",), atol=0.0, rtol=0.0,
@@ -284,7 +269,7 @@ decoder_cross_attention = Check(
         _decoder_case("T=3 target positions, S=6 memory positions, no masks", 8, 2, 16, 2, 3, 6, 1010),
         _decoder_case("one memory position (S=1)", 8, 2, 16, 3, 4, 1, 1011),
         _decoder_case("padding mask on the memory, memory_mask [3, 1, 6]", 12, 3, 24, 3, 4, 6, 1012,
-                      memory_mask_of=_padding([6, 2, 4], 6)),
+                      memory_mask_of=masks.padding([6, 2, 4], 6)),
     ],
 )
 
@@ -325,22 +310,15 @@ decoder_causal = Check(
         _causal_case("causal tgt_mask [5, 5] and a memory padding mask, edited from position 1",
                      12, 3, 1, 5, 7, 1, 1021, with_memory_mask=True),
         _decoder_case("causal tgt_mask [5, 5], d_model=8, 2 heads, B=2, S=4", 8, 2, 16, 2, 5, 4, 1022,
-                      tgt_mask_of=_causal(5)),
+                      tgt_mask_of=masks.causal(5)),
         _decoder_case("per-example causal tgt_mask [2, 4, 4] and memory_mask [2, 4, 6]", 12, 3, 24,
-                      2, 4, 6, 1023, tgt_mask_of=_per_example(2, 4, 4, causal=True),
-                      memory_mask_of=_per_example(2, 4, 6)),
+                      2, 4, 6, 1023, tgt_mask_of=masks.per_example(2, 4, 4, causal=True),
+                      memory_mask_of=masks.per_example(2, 4, 6)),
     ],
 )
 
 
 # ---------------------------------------------------------------- the tiny Transformer
-def sinusoidal_pe(max_len, d_model, base=10000.0):
-    """PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(...) (Vaswani et al. 2017, sec. 3.5)."""
-    pos = torch.arange(max_len, dtype=torch.float32)[:, None]
-    angle = pos / base ** (torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
-    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
-
-
 def _layer_indices(state, stack):
     return sorted({int(k.split(".")[1]) for k in state if k.startswith(f"{stack}.")})
 
@@ -355,7 +333,7 @@ def reference_model(num_heads, *, causal=True, tied=True, memory_padding=True):
     def output(state, src, tgt, src_padding_mask=None):
         emb = state["embedding.weight"]
         d_model = emb.shape[1]
-        pe = sinusoidal_pe(max(src.shape[1], tgt.shape[1]), d_model)
+        pe = reference_pe(max(src.shape[1], tgt.shape[1]), d_model)
 
         def embed(ids):
             return F.embedding(ids, emb) * math.sqrt(d_model) + pe[: ids.shape[1]]
