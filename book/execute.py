@@ -10,12 +10,14 @@ Usage: python book/execute.py   (from the repository root)
 """
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from pathlib import Path
 
 import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
+from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
 
 REPO = Path(__file__).resolve().parent.parent
 READER = {"name": "myst_nb_md", "type": "plugin"}  # myst-nb's reader: the same cache key as the build
@@ -35,11 +37,21 @@ def main() -> int:
     pages = chapters()
     for page in pages:
         cache.add_nb_to_project(str(page), read_data=READER)
-    result = load_executor("local-parallel", cache=cache).run_and_cache(
-        filter_uris=[str(p) for p in pages], timeout=config["timeout"], allow_errors=False)
-    for uri in result.succeeded:
-        print(f"executed {Path(uri).relative_to(REPO)}")
-    failed = result.excepted + result.errored
+    records = load_executor("local-parallel", cache=cache).get_records([str(p) for p in pages])
+    # jupyter-cache's own local-parallel run hands each process two notebooks at
+    # a time, which can put the two longest chapters on one core; hand them out
+    # one by one to its worker instead.
+    jobs = [ProcessData(r.pk, r.uri, cache, config["timeout"], False) for r in records]
+    with multiprocessing.Pool() as pool:
+        results = pool.map(ExecutionWorkerLocalMProc(), jobs, chunksize=1)
+    # Kernels started side by side can race for a port and never answer; a
+    # chapter that failed runs once more alone before it fails the build.
+    retry = {uri for code, uri in results if code != 0}
+    results = [ExecutionWorkerLocalMProc()(job) if job.uri in retry else (0, job.uri) for job in jobs]
+    for code, uri in results:
+        if code == 0:
+            print(f"executed {Path(uri).relative_to(REPO)}")
+    failed = [uri for code, uri in results if code != 0]
     for uri in failed:
         record = cache.get_project_record(uri)
         print(f"FAILED {Path(uri).relative_to(REPO)}\n{record.traceback or ''}", file=sys.stderr)
