@@ -31,7 +31,10 @@ from .sandbox import Limits, Sandbox, write_kernelspec
 from .verify import Verdict, hidden_checks, learner_cells, verify
 
 DEMO = REPO / "autograder" / "demo"
-SANDBOX_UID = 65534  # nobody; concurrent workers count down from here
+# Unprivileged uids for sandboxes, one per worker slot, chosen per run so that
+# two grading runs on one machine never share a process limit (RLIMIT_NPROC
+# counts every process of a uid).
+SANDBOX_UID = 200000 + (os.getpid() % 100000) * 16
 
 
 @dataclass
@@ -131,7 +134,7 @@ class _Grader:
         # submission's process limit cannot starve another's.
         self.uids: queue.Queue[int] = queue.Queue()
         for i in range(workers):
-            self.uids.put(SANDBOX_UID - i)
+            self.uids.put(SANDBOX_UID + i % 16)
 
     def grade_one(self, sub: Submission) -> Outcome:
         for step in ("autograded", "feedback"):
