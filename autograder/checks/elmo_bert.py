@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Case, Check, Mistake
+from .multi_head import copy_into_builtin
 
 
 # ---------------------------------------------------------------- scalar_mix
@@ -251,10 +252,7 @@ def _builtin_layer(state, num_heads, dim_feedforward, activation, norm_first=Fal
     layer = nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout=0.0, activation=activation,
                                        batch_first=True, norm_first=norm_first)
     with torch.no_grad():
-        layer.self_attn.in_proj_weight.copy_(torch.cat([state[f"self_attn.W_{n}.weight"] for n in "qkv"]))
-        layer.self_attn.in_proj_bias.copy_(torch.cat([state[f"self_attn.W_{n}.bias"] for n in "qkv"]))
-        layer.self_attn.out_proj.weight.copy_(state["self_attn.W_o.weight"])
-        layer.self_attn.out_proj.bias.copy_(state["self_attn.W_o.bias"])
+        copy_into_builtin(layer.self_attn, state, "self_attn")
         for name in ("linear1", "linear2", "norm1", "norm2"):
             getattr(layer, name).weight.copy_(state[f"{name}.weight"])
             getattr(layer, name).bias.copy_(state[f"{name}.bias"])

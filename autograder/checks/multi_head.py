@@ -74,17 +74,24 @@ merge_heads_values = Check(
 
 
 # ---------------------------------------------------------------- MultiHeadAttention
+def copy_into_builtin(mha: nn.MultiheadAttention, state, prefix: str = "") -> None:
+    """Copy our MultiHeadAttention's W_q, W_k, W_v, W_o (``state`` entries under
+    ``prefix``) into ``nn.MultiheadAttention``: in_proj = cat(W_q, W_k, W_v),
+    out_proj = W_o (COURSE_SPEC.md, 05_multi_head)."""
+    p = f"{prefix}." if prefix else ""
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([state[f"{p}W_{n}.weight"] for n in "qkv"]))
+        mha.out_proj.weight.copy_(state[f"{p}W_o.weight"])
+        if mha.in_proj_bias is not None:
+            mha.in_proj_bias.copy_(torch.cat([state[f"{p}W_{n}.bias"] for n in "qkv"]))
+            mha.out_proj.bias.copy_(state[f"{p}W_o.bias"])
+
+
 def _builtin(state, num_heads):
     """nn.MultiheadAttention holding the learner's weights (from its state_dict)."""
     d_model = state["W_q.weight"].shape[0]
-    bias = "W_q.bias" in state
-    mha = nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True)
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([state[f"W_{n}.weight"] for n in "qkv"]))
-        mha.out_proj.weight.copy_(state["W_o.weight"])
-        if bias:
-            mha.in_proj_bias.copy_(torch.cat([state[f"W_{n}.bias"] for n in "qkv"]))
-            mha.out_proj.bias.copy_(state["W_o.bias"])
+    mha = nn.MultiheadAttention(d_model, num_heads, bias="W_q.bias" in state, batch_first=True)
+    copy_into_builtin(mha, state)
     return mha.eval()
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from . import masks
 from .core import Case, Check, Mistake
+from .multi_head import copy_into_builtin
 from .positional_encoding import reference_pe
 
 CROSS = "multihead_attn"  # nn.TransformerDecoderLayer's name for the cross-attention
@@ -37,13 +38,6 @@ def _cross_prefix(state, prefix=""):
 
 
 # ---------------------------------------------------------------- reference decoder layer
-def _copy_mha(builtin: nn.MultiheadAttention, state, prefix):
-    builtin.in_proj_weight.copy_(torch.cat([state[f"{prefix}.W_{n}.weight"] for n in "qkv"]))
-    builtin.in_proj_bias.copy_(torch.cat([state[f"{prefix}.W_{n}.bias"] for n in "qkv"]))
-    builtin.out_proj.weight.copy_(state[f"{prefix}.W_o.weight"])
-    builtin.out_proj.bias.copy_(state[f"{prefix}.W_o.bias"])
-
-
 def _copy_common(layer, state, prefix, norms):
     for name in ("linear1", "linear2") + norms:
         getattr(layer, name).weight.copy_(state[f"{prefix}{name}.weight"])
@@ -56,8 +50,8 @@ def builtin_decoder_layer(state, num_heads, prefix=""):
     dff = state[f"{prefix}linear1.weight"].shape[0]
     layer = nn.TransformerDecoderLayer(d_model, num_heads, dff, dropout=0.0, batch_first=True, norm_first=False)
     with torch.no_grad():
-        _copy_mha(layer.self_attn, state, f"{prefix}self_attn")
-        _copy_mha(layer.multihead_attn, state, prefix + _cross_prefix(state, prefix))
+        copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
+        copy_into_builtin(layer.multihead_attn, state, prefix + _cross_prefix(state, prefix))
         _copy_common(layer, state, prefix, ("norm1", "norm2", "norm3"))
     return layer.eval()
 
@@ -68,7 +62,7 @@ def builtin_encoder_layer(state, num_heads, prefix=""):
     dff = state[f"{prefix}linear1.weight"].shape[0]
     layer = nn.TransformerEncoderLayer(d_model, num_heads, dff, dropout=0.0, batch_first=True, norm_first=False)
     with torch.no_grad():
-        _copy_mha(layer.self_attn, state, f"{prefix}self_attn")
+        copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
         _copy_common(layer, state, prefix, ("norm1", "norm2"))
     return layer.eval()
 
