@@ -46,7 +46,9 @@ def workspace_args(out: Path) -> list[str]:
 
 
 def gradebook_url(out: Path) -> str:
-    return f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    """The gradebook under ``out``; concurrent nbgrader runs wait up to 120 s for
+    SQLite's write lock (the default 5 s fails under load with --workers)."""
+    return f"sqlite:///{(out / 'gradebook.db').resolve()}?timeout=120"
 
 
 def nbgrader_env() -> dict[str, str]:
