@@ -1,8 +1,10 @@
 """Grade a class: intake, nbgrader autograde per submission, statuses, reports.
 
-Each submission is autograded by its own ``nbgrader autograde --student`` run,
-so a duplicate cell, a dead kernel or a timeout in one notebook cannot stop
-the rest of the batch (plain nbgrader aborts it). Up to ``workers`` run at once.
+Each submission is autograded on its own (nbgrader's autograde for one
+student, in a long-lived nbgrader process per worker slot that is restarted
+after a timeout), so a duplicate cell, a dead kernel or a timeout in one
+notebook cannot stop the rest of the batch (plain nbgrader aborts it). Up to
+``workers`` submissions are graded at once.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from . import report
 from . import sandbox
 from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
 from .intake import Submission, collect, unpack
+from .nbgrader_server import NbgraderServer
 from .release import release
 from .sandbox import Limits, Sandbox, write_kernelspec
 from .verify import Verdict, hidden_checks, learner_cells, verify
@@ -111,9 +114,13 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
     except ValueError as exc:
         raise UsageError(f"configuration: {exc}") from None
     release(graded, release_dir=out / "release", db_url=gradebook_url(out))
-    grader = _Grader(out, limits, sandboxed, workers, calls)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(grader.grade_one, submissions))
+    (out / "work").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out / "work") as work, ThreadPoolExecutor(max_workers=workers) as pool:
+        grader = _Grader(out, limits, sandboxed, workers, calls, Path(work))
+        try:
+            outcomes = list(pool.map(grader.grade_one, submissions))
+        finally:
+            grader.close()
     for assignment in graded:  # one nbgrader run for the whole class; no learner code runs here
         nbgrader("generate_feedback", assignment, "--force", *workspace_args(out))
     for outcome in outcomes:
@@ -126,53 +133,76 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
     return outcomes
 
 
+@dataclass
+class _Slot:
+    """One worker slot: an unprivileged user of its own (so that one
+    submission's process limit cannot starve another's), a sandboxed
+    kernelspec and an nbgrader process, reused by the submissions it grades."""
+
+    box: Sandbox
+    folder: Path  # kernelspec, the kernel's runtime folder and nbgrader's log
+    server: NbgraderServer
+
+    @property
+    def runtime(self) -> Path:
+        return self.folder / "runtime"
+
+    def fresh_runtime(self) -> None:
+        """An empty runtime folder owned by the sandbox's user: nothing a
+        previous submission's kernel left there reaches the next one."""
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        self.runtime.mkdir()
+        os.chown(self.runtime, self.box.uid, self.box.uid)
+
+
 class _Grader:
-    def __init__(self, out: Path, limits: Limits, sandboxed: bool, workers: int, calls: dict):
-        self.out, self.limits, self.sandboxed, self.calls = out, limits, sandboxed, calls
+    def __init__(self, out: Path, limits: Limits, sandboxed: bool, workers: int, calls: dict, work: Path):
+        self.out, self.limits, self.calls, self.work = out, limits, calls, work
         self.db_lock = threading.Lock()
-        # One unprivileged user per concurrent submission, so that one
-        # submission's process limit cannot starve another's.
-        self.uids: queue.Queue[int] = queue.Queue()
+        self.slots: queue.Queue[_Slot] = queue.Queue()
         for i in range(workers):
-            self.uids.put(SANDBOX_UID + i % 16)
+            box = Sandbox(limits, sandboxed, SANDBOX_UID + i % 16)
+            folder = work / f"slot{i}"
+            runtime = folder / "runtime"
+            write_kernelspec(folder, box, out / "autograded", runtime)
+            options = ["--force", "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}"]
+            server = NbgraderServer(options + workspace_args(out),
+                                    {"JUPYTER_PATH": str(folder), "JUPYTER_RUNTIME_DIR": str(runtime)},
+                                    folder / "nbgrader.log")
+            self.slots.put(_Slot(box, folder, server))
+
+    def close(self) -> None:
+        while not self.slots.empty():
+            self.slots.get().server.close()
 
     def grade_one(self, sub: Submission) -> Outcome:
         for step in ("autograded", "feedback"):
             shutil.rmtree(self.out / step / sub.student / sub.assignment, ignore_errors=True)
         if sub.status:
             return self._zero(sub, sub.status, sub.problem)
-        uid = self.uids.get()
+        slot = self.slots.get()
         try:
-            (self.out / "work").mkdir(exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=self.out / "work") as scratch:
-                return self._run(sub, Sandbox(self.limits, self.sandboxed, uid), Path(scratch))
+            with tempfile.TemporaryDirectory(dir=self.work) as scratch:
+                return self._run(sub, slot, Path(scratch))
         finally:
-            self.uids.put(uid)
+            self.slots.put(slot)
 
-    def _run(self, sub: Submission, box: Sandbox, scratch: Path) -> Outcome:
+    def _run(self, sub: Submission, slot: _Slot, scratch: Path) -> Outcome:
         release_nb = self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb"
         submitted = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
-        graded_dir = self.out / "autograded" / sub.student / sub.assignment
+        graded = self.out / "autograded" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         with ThreadPoolExecutor(max_workers=1) as side:  # the trusted run overlaps nbgrader's
-            trusted = side.submit(verify, self.calls[sub.assignment], learner_cells(submitted, release_nb), box,
+            trusted = side.submit(verify, self.calls[sub.assignment], learner_cells(submitted, release_nb), slot.box,
                                   scratch / "verify")
-            runtime = scratch / "runtime"
-            runtime.mkdir()
-            os.chown(runtime, box.uid, box.uid)
-            write_kernelspec(scratch, box.with_paths(readonly=[graded_dir]), str(graded_dir), runtime)
+            slot.fresh_runtime()
             try:
-                result = nbgrader("autograde", sub.assignment, f"--student={sub.student}", "--force",
-                                  "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}",
-                                  *workspace_args(self.out), timeout=self.limits.wall_seconds,
-                                  env={"JUPYTER_PATH": str(scratch), "JUPYTER_RUNTIME_DIR": str(runtime)})
+                success, log = slot.server.autograde(sub.assignment, sub.student, self.limits.wall_seconds)
             except subprocess.TimeoutExpired:
                 return self._zero(sub, "timeout", f"no result within {self.limits.wall_seconds} s")
             verdicts = trusted.result()
-        graded = graded_dir / f"{sub.notebook}.ipynb"
-        if result.returncode != 0 or not graded.exists():
-            dead = "Kernel died" in result.stdout or "DeadKernelError" in result.stdout
-            return self._zero(sub, "crashed" if dead else "error",
-                              "the kernel died" if dead else _last_error(result.stdout))
+        if not success or not graded.exists():
+            dead = "Kernel died" in log or "DeadKernelError" in log
+            return self._zero(sub, "crashed" if dead else "error", "the kernel died" if dead else _last_error(log))
         notebook = nbformat.read(graded, as_version=4)
         outcome = Outcome(sub, self._cells(sub, notebook, verdicts))
         self._record(sub, outcome.cells)

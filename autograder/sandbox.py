@@ -8,8 +8,9 @@ limit holds. Limits are set with ``prlimit`` (CPU seconds, address space,
 processes, file size); the wall clock is the caller's (kill the process group).
 
 ``python -m autograder.sandbox kernel CONFIG CONNECTION_FILE`` is the argv of
-the kernelspec that nbgrader starts for a submission: it hands the kernel a
-readable copy of the connection file and execs ipykernel inside the sandbox.
+the kernelspec that nbgrader starts for each submission in the notebook's
+folder: it hands the kernel a readable copy of the connection file and execs
+ipykernel inside the sandbox, which sees that folder read-only.
 """
 from __future__ import annotations
 
@@ -118,15 +119,17 @@ def _parents(path: str, made: set[str]) -> list[str]:
     return args
 
 
-def write_kernelspec(folder: Path, sandbox: Sandbox, cwd: str, runtime: Path) -> None:
+def write_kernelspec(folder: Path, sandbox: Sandbox, within: Path, runtime: Path) -> None:
     """A ``python3`` kernelspec under ``folder/kernels`` (put ``folder`` on
-    JUPYTER_PATH) whose kernel runs in ``sandbox`` with working folder ``cwd``;
-    ``runtime`` (owned by the sandbox's user) receives its connection file and
-    sockets (use ``KernelManager.transport=ipc`` with an ``ip`` inside it)."""
+    JUPYTER_PATH) whose kernel runs in ``sandbox``, in the folder nbgrader
+    starts it in, which must lie inside ``within`` (one spec serves every
+    submission). ``runtime`` (owned by the sandbox's user) receives its
+    connection file and sockets (use ``KernelManager.transport=ipc`` with an
+    ``ip`` inside it)."""
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     config = folder / "sandbox.json"
-    config.write_text(json.dumps({"sandbox": asdict(sandbox), "cwd": cwd, "runtime": str(runtime)}))
+    config.write_text(json.dumps({"sandbox": asdict(sandbox), "within": str(within), "runtime": str(runtime)}))
     argv = [sys.executable, "-m", "autograder.sandbox", "kernel", str(config), "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": argv, "display_name": "Python 3 (sandboxed)", "language": "python"}))
@@ -137,6 +140,9 @@ def _launch_kernel(config_path: str, connection_file: str) -> None:
     raw = config["sandbox"]
     sandbox = Sandbox(Limits(**raw["limits"]), raw["enabled"], raw["uid"], tuple(raw["readonly"]),
                       tuple(raw["writable"]))
+    cwd = os.getcwd()  # nbgrader starts the kernel in the notebook's folder
+    if not Path(cwd).is_relative_to(config["within"]):
+        sys.exit(f"refusing to start a kernel in {cwd}: not inside {config['within']}")
     # The connection file is private to the grader's user; give the kernel a copy it can read.
     runtime = Path(config["runtime"])
     readable = runtime / ("sandbox-" + Path(connection_file).name)
@@ -144,7 +150,7 @@ def _launch_kernel(config_path: str, connection_file: str) -> None:
     os.chown(readable, sandbox.uid, sandbox.uid)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(readable),
             "--HistoryManager.hist_file=:memory:"]
-    cmd = sandbox.with_paths(writable=[runtime]).wrap(argv, cwd=config["cwd"])
+    cmd = sandbox.with_paths(readonly=[cwd], writable=[runtime]).wrap(argv, cwd=cwd)
     os.execvp(cmd[0], cmd)
 
 

@@ -83,6 +83,26 @@ ATTACKS = {
     "timeout_ignoring_sigint": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
     "kernel_exit": "import os\nos._exit(1)",
 }
+# Graded just before the honest students, on a worker slot (sandbox user,
+# runtime folder, nbgrader process) that one of them reuses: a daemon that
+# outlived its kernel would kill the next kernel of that user and litter its
+# runtime folder.
+LINGERING_DAEMON = (
+    "import os, signal, sys, time\n"
+    "runtime = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+    "kernel = os.getpid()\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    while os.getppid() == kernel:\n"
+    "        time.sleep(0.05)\n"
+    "    for i in range(2400):\n"
+    "        try:\n"
+    "            open(os.path.join(runtime, f'kernel-{i % 8}'), 'w').close()\n"
+    "            os.kill(-1, signal.SIGKILL)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        time.sleep(0.05)\n"
+    "    os._exit(0)")
 # Statuses a fault must produce somewhere in its notebook.
 FAULTS = {"timeout_ignoring_sigint": {"timeout"}, "kernel_exit": {"crashed"}}
 
@@ -129,6 +149,7 @@ def graded(tmp_path_factory):
     (shadow / "torch.py").write_text("def allclose(*a, **k):\n    return True\n")
     (root / "e_not_json" / A).mkdir(parents=True)
     (root / "e_not_json" / A / "scaled_attention.ipynb").write_bytes(b"\x00\xffnot a notebook")
+    write_submission(root, "y_lingering_daemon", A, _with_cell(wrong, LINGERING_DAEMON))
     for i in (1, 2):
         write_submission(root, f"z_honest_{i}", A, learner_notebook(A))
     before = gradebatch.digest(root)
@@ -156,7 +177,7 @@ def test_honest_students_after_the_attacks_get_full_marks(graded):
 
 @pytest.mark.parametrize("student", ["b_" + n for n in ATTACKS]
                          + ["c_tests_" + h for h in ("edited", "points", "unmarked", "deleted", "duplicated")]
-                         + ["d_torch_py_beside_notebook", "e_not_json"])
+                         + ["d_torch_py_beside_notebook", "e_not_json", "y_lingering_daemon"])
 def test_attack_scores_no_more_than_the_wrong_implementation(graded, student):
     *_, rows = graded
     scores = _scores(rows)

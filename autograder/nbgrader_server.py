@@ -1,0 +1,122 @@
+"""A long-lived ``nbgrader autograde`` that grades one submission per request.
+
+Starting Python and importing nbgrader costs about 2 s, more than executing a
+short notebook; one process per worker slot pays it once per batch instead of
+once per submission. Each submission is still graded on its own (nbgrader's
+``Autograde`` converter for one student, as its formgrader API does), and the
+grader kills the process on a timeout and starts another, so one submission
+cannot stop the others.
+
+Protocol: a JSON line ``{"assignment": ..., "student": ...}`` on stdin, a JSON
+line ``{"success": bool, "log": str}`` back on stdout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .course import REPO, nbgrader_env
+
+
+class NbgraderServer:
+    """Client side: starts ``python -m autograder.nbgrader_server ARGS`` on first use.
+
+    ``args`` are ``nbgrader autograde`` options (workspace, kernel transport),
+    ``env`` is added to :func:`autograder.course.nbgrader_env`, and nbgrader's
+    own log goes to ``log_path``.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
+        self.args, self.env, self.log_path = args, env, log_path
+        self.proc: subprocess.Popen | None = None
+        self.replies: queue.Queue[str | None] = queue.Queue()
+
+    def autograde(self, assignment: str, student: str, timeout: float) -> tuple[bool, str]:
+        """Autograde one submission: ``(success, nbgrader's log)``.
+
+        Raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds, having
+        killed the process (and with it the sandboxed kernel).
+        """
+        if self.proc is None:
+            self._start()
+        try:
+            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
+            self.proc.stdin.flush()
+            line = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise subprocess.TimeoutExpired(f"autograde {assignment} --student={student}", timeout) from None
+        except BrokenPipeError:
+            line = None
+        if line is None:  # the process died; the next request starts another
+            self.close()
+            return False, "nbgrader stopped unexpectedly: " + _tail(self.log_path)
+        reply = json.loads(line)
+        return reply["success"], reply["log"]
+
+    def close(self) -> None:
+        """Kill the process group (nbgrader and its kernel); safe to call twice."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+        self.proc = None
+
+    def _start(self) -> None:
+        self.replies = queue.Queue()
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "autograder.nbgrader_server", *self.args],
+                                         cwd=REPO, env={**nbgrader_env(), **self.env}, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        threading.Thread(target=_forward, args=(self.proc.stdout, self.replies), daemon=True).start()
+
+
+def _forward(stream, replies: queue.Queue) -> None:
+    for line in stream:
+        replies.put(line)
+    replies.put(None)
+
+
+def _tail(path: Path, chars: int = 300) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:].strip()
+    except OSError:
+        return ""
+
+
+def serve(argv: list[str]) -> None:
+    """Server side: answer autograde requests from stdin until it closes."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stray prints go to the log, never into the replies
+    from nbgrader.apps.autogradeapp import AutogradeApp
+    from nbgrader.converters import Autograde
+    from nbgrader.utils import capture_log
+
+    app = AutogradeApp()
+    app.initialize(argv)  # nbgrader_config.py from the working folder, then the options
+    for line in sys.stdin:
+        request = json.loads(line)
+        app.coursedir.assignment_id = request["assignment"]
+        app.coursedir.student_id = request["student"]
+        result = capture_log(Autograde(coursedir=app.coursedir, parent=app))
+        log = result.get("log", "") + result.get("error", "")
+        replies.write(json.dumps({"success": result["success"], "log": log}) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])

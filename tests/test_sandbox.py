@@ -1,0 +1,36 @@
+"""The pieces of grading that learner code never reaches: the kernel launcher
+and the long-lived nbgrader process (the attack corpus grades through both)."""
+import subprocess
+import sys
+
+from autograder.course import nbgrader_env
+from autograder.nbgrader_server import NbgraderServer
+from autograder.sandbox import Sandbox, write_kernelspec
+
+
+def test_kernel_launcher_refuses_a_folder_outside_the_graded_ones(tmp_path):
+    graded, runtime, elsewhere = tmp_path / "autograded", tmp_path / "runtime", tmp_path / "elsewhere"
+    for folder in (graded, runtime, elsewhere):
+        folder.mkdir()
+    write_kernelspec(tmp_path / "spec", Sandbox(), graded, runtime)
+    connection = tmp_path / "kernel-1.json"
+    connection.write_text("{}")
+    launch = [sys.executable, "-m", "autograder.sandbox", "kernel", str(tmp_path / "spec" / "sandbox.json"),
+              str(connection)]
+    result = subprocess.run(launch, cwd=elsewhere, env=nbgrader_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"refusing to start a kernel in {elsewhere}" in result.stderr
+    assert list(runtime.iterdir()) == []  # no connection file was handed out
+
+
+def test_nbgrader_server_that_cannot_start_reports_why_and_starts_again(tmp_path):
+    log = tmp_path / "nbgrader.log"
+    server = NbgraderServer(["--CourseDirectory.root=" + str(tmp_path / "missing"), "--no-such-flag"], {}, log)
+    try:
+        for _ in range(2):  # a dead process is replaced on the next request
+            success, message = server.autograde("03_scaled_attention", "ada", timeout=120)
+            assert not success
+            assert message.startswith("nbgrader stopped unexpectedly") and "no-such-flag" in message
+    finally:
+        server.close()
+    assert server.proc is None
