@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
-from .checks.core import Check, clone_inputs, judge, make_inputs, raised_message
+from .checks.core import Check, clone_inputs, judge, make_inputs, raised_message, state_seed
 from .checks.wire import WireError, decode, encode
 from .sandbox import Sandbox
 
@@ -100,24 +100,24 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
     for grade_id, grade_calls in calls.items():
         for call in grade_calls:
             for case in call.check.cases:
-                inputs = make_inputs(case, salt)
-                plan.append((grade_id, call.check, case, inputs))
+                inputs, seed = make_inputs(case, salt), state_seed(call.check, case, salt)
+                plan.append((grade_id, call.check, case, inputs, seed))
                 requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
                                  "modules": dict(call.modules),
                                  "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
-                                 "mode": case.mode, "inputs": encode(clone_inputs(inputs))})
+                                 "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs))})
     replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
     verdicts: dict[str, Verdict] = {}
-    for request_id, (grade_id, check, case, inputs) in enumerate(plan):
+    for request_id, (grade_id, check, case, inputs, seed) in enumerate(plan):
         if grade_id in verdicts:
             continue  # the first failing case decides the cell
-        verdict = _judge_reply(check, case, inputs, replies.get(request_id), failure)
+        verdict = _judge_reply(check, case, inputs, seed, replies.get(request_id), failure)
         if verdict.status != "passed":
             verdicts[grade_id] = verdict
     return {g: verdicts.get(g, Verdict("passed")) for g in calls}
 
 
-def _judge_reply(check, case, inputs, reply, failure) -> Verdict:
+def _judge_reply(check, case, inputs, seed, reply, failure) -> Verdict:
     if reply is None:
         return Verdict(failure[0], f"{check.target} ({case.name}): no result: {failure[1]}")
     if "error" in reply:
@@ -128,7 +128,7 @@ def _judge_reply(check, case, inputs, reply, failure) -> Verdict:
     except (KeyError, WireError) as exc:
         return Verdict("failed", f"{check.target} ({case.name}): its outputs could not be read ({exc})")
     try:
-        judge(check, case, inputs, outputs, state)
+        judge(check, case, inputs, outputs, state, seed)
     except AssertionError as exc:
         return Verdict("failed", str(exc))
     except Exception as exc:  # a reference that cannot digest what the learner returned

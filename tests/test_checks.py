@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from autograder.checks import run
+from autograder.checks.core import draw_state, run_case, trusted_state
 from autograder.checks import scaled_attention as sa
 
 
@@ -112,3 +113,43 @@ def test_score_std_statistics():
         run(sa.score_std_statistics, score_std(variance=True))
     with pytest.raises(AssertionError, match="not by d_k"):
         run(sa.score_std_statistics, score_std(scale=lambda d_k: d_k))
+
+
+def test_module_reporting_a_forged_state_fails():
+    """Zero outputs with a zero state_dict: a reference computed from the
+    reported state would predict exactly those zeros."""
+    class Forged(V2):
+        def forward(self, x):
+            return torch.zeros(*x.shape[:-1], self.W_value.out_features)
+
+        def state_dict(self, *args, **kwargs):
+            return {k: torch.zeros_like(v) for k, v in super().state_dict(*args, **kwargs).items()}
+    random_cases = [c for c in sa.self_attention_v2.cases if not c.keep_init]
+    assert random_cases
+    for case in random_cases:
+        with pytest.raises(AssertionError, match="differs from the reference"):
+            run_case(sa.self_attention_v2, case, Forged)
+
+
+def test_trusted_state_is_the_state_an_honest_module_ran_with():
+    """Drawn in one place, recomputed in another from names and shapes alone:
+    tied weights, BatchNorm's running statistics and an integer counter included."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(10, 4)
+            self.norm = nn.BatchNorm1d(4)
+            self.out_proj = nn.Linear(4, 10)
+            self.out_proj.weight = self.embedding.weight
+    model = Tied()
+    draw_state(model, seed=7)
+    reported = model.state_dict()
+    assert torch.equal(reported["out_proj.weight"], reported["embedding.weight"])
+    assert (reported["norm.running_var"] >= 0.5).all() and not torch.equal(reported["norm.running_mean"],
+                                                                           torch.zeros(4))
+    trusted = trusted_state(reported, seed=7)
+    assert trusted.keys() == reported.keys()
+    for key, value in reported.items():
+        assert torch.equal(trusted[key], value), key
+    other = trusted_state(reported, seed=8)
+    assert not torch.equal(other["embedding.weight"], reported["embedding.weight"])

@@ -7,6 +7,9 @@ function or a class).  Every case says, as data plus small pure functions:
 * ``reference(**inputs)`` or, for modules, ``reference(state, **inputs)``: the
   expected output, computed here from PyTorch built-ins or from a reference
   implementation that lives in this package, never from the learner's code;
+  a module's parameters are drawn from a seed before it runs (state in), and
+  the reference recomputes that state itself rather than trusting the
+  ``state_dict`` the module reports (see :func:`trusted_state`);
 * ``atol``/``rtol``: the tolerance;
 * ``mistakes``: known wrong implementations, so that a mismatch can be reported
   as the mistake it most likely is.
@@ -19,6 +22,7 @@ and returns plain tensors, and :func:`judge` compares them with the reference.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -41,8 +45,11 @@ class Case:
     """One set of inputs for a target, with its reference and tolerance.
 
     For a module target, ``init`` holds the constructor's keyword arguments and
-    ``init_seed`` the seed set before construction; ``reference`` and the
-    mistakes' ``output`` then receive the module's ``state_dict`` first.
+    ``init_seed`` the seed set before construction; its parameters are then
+    redrawn (:func:`draw_state`), and ``reference`` and the mistakes'
+    ``output`` receive that state first. ``keep_init`` checks the module as
+    built instead (a seed oracle, a fresh layer): nothing is redrawn and the
+    reference receives the state the module reports.
     ``outputs`` names the returned values (e.g. ``("context", "weights")``).
     ``measure``, when given, maps the learner's outputs to the quantities that
     ``reference`` predicts (e.g. the row sums of the weights), for properties.
@@ -58,6 +65,7 @@ class Case:
     init: Mapping[str, Any] | None = None
     init_seed: int = 0
     mode: str = "eval"
+    keep_init: bool = False
     mistakes: Sequence[Mistake] = ()
     hint_on_error: str = ""
     measure: Callable[[Outputs], Any] | None = None
@@ -92,11 +100,67 @@ def clone_inputs(inputs: Mapping[str, Any]) -> dict:
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
+#: Buffers whose values the references read (BatchNorm's running statistics):
+#: drawn like parameters. Other buffers (masks, positional tables, counters)
+#: keep the values the module gave them.
+DRAWN_BUFFERS = ("running_mean", "running_var")
+
+
+def state_seed(check: Check, case: Case, salt: int = 0) -> int | None:
+    """The seed of a module case's drawn state (None: keep the module's own)."""
+    return None if check.kind != "module" or case.keep_init else case.seed + salt
+
+
+def _draw(key: str, like: torch.Tensor, seed: int) -> torch.Tensor:
+    """The value of state entry ``key`` for ``seed``: the same in every process
+    (seeded by the key's name, not Python's salted hash). Weights get a spread
+    of 1/sqrt(fan-in), vectors 0.5; variances lie in [0.5, 1.5)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
+    if key.rsplit(".", 1)[-1] == "running_var":
+        return 0.5 + torch.rand(like.shape, generator=g, dtype=like.dtype)
+    scale = 1 / math.sqrt(like[0].numel()) if like.dim() >= 2 and like.shape[0] else 0.5
+    return torch.randn(like.shape, generator=g, dtype=like.dtype) * scale
+
+
+def draw_state(module: torch.nn.Module, seed: int) -> None:
+    """Overwrite the module's floating-point parameters and :data:`DRAWN_BUFFERS`
+    with values drawn from ``seed`` (a shared parameter once, under its first name)."""
+    buffers = [(n, b) for n, b in module.named_buffers() if n.rsplit(".", 1)[-1] in DRAWN_BUFFERS]
+    with torch.no_grad():
+        for name, tensor in [*module.named_parameters(), *buffers]:
+            if tensor.is_floating_point():
+                tensor.copy_(_draw(name, tensor, seed))
+
+
+def trusted_state(reported: Mapping[str, Any], seed: int) -> dict:
+    """The state a module must have run with after :func:`draw_state`, computed
+    from the reported names and shapes only: every floating-point entry is
+    drawn here (entries the module reports as one shared tensor take the first
+    one's draw); other entries (integer counters, boolean masks) are kept.
+
+    A module that ignores the drawn values, or reports a forged state, is
+    judged against the state it should have had, so it fails.
+    """
+    state: dict[str, Any] = {}
+    firsts: list[tuple[str, torch.Tensor]] = []
+    for key, value in reported.items():
+        if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+            state[key] = value
+            continue
+        first = next((k for k, v in firsts if v.shape == value.shape and v.dtype == value.dtype
+                      and torch.equal(v, value)), None)
+        if first is None:
+            firsts.append((key, value))
+        state[key] = state[first] if first else _draw(key, value, seed)
+    return state
+
+
 def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping[str, Any] | None = None,
-                init_seed: int = 0, mode: str = "eval"):
+                init_seed: int = 0, mode: str = "eval", seed: int | None = None):
     """Run the learner's ``target`` on ``inputs``: a function is called with them;
     a module class is built with ``init`` after ``torch.manual_seed(init_seed)``,
-    put in ``mode`` ("eval" or "train") and called with them.
+    given the state drawn from ``seed`` (unless None, :func:`draw_state`), put
+    in ``mode`` ("eval" or "train") and called with them.
 
     Returns ``(outputs, state)``: a tuple of outputs and, for modules, the
     module's ``state_dict`` (``None`` for functions).
@@ -104,6 +168,8 @@ def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping
     if kind == "module":
         torch.manual_seed(init_seed)
         module = target(**(init or {}))
+        if seed is not None:
+            draw_state(module, seed)
         module.train(mode == "train")
         with torch.no_grad():
             value = module(**clone_inputs(inputs))
@@ -166,12 +232,17 @@ def _measure(case: Case, got: Outputs):
         return f"its outputs could not be read ({type(exc).__name__}: {exc})"
 
 
-def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, state=None) -> None:
+def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, state=None,
+          seed: int | None = None) -> None:
     """Compare the learner's outputs with the reference; raise AssertionError if they differ.
 
-    The message names the target and the case, says what differs, and, when the
-    outputs match a known mistake, names that mistake.
+    ``state`` is the module's reported ``state_dict`` and ``seed`` the one its
+    state was drawn from (:func:`state_seed`); the reference then uses
+    :func:`trusted_state`. The message names the target and the case, says
+    what differs, and, when the outputs match a known mistake, names that mistake.
     """
+    if seed is not None and state is not None:
+        state = trusted_state(state, seed)
     try:
         want = _expected(check, case, case.reference, inputs, state)
     except KeyError as exc:  # the learner's module lacks a parameter the reference reads
@@ -199,11 +270,12 @@ def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, sta
 def run_case(check: Check, case: Case, target: Any) -> None:
     """Run one case in this process: call the target, then judge its outputs."""
     inputs = make_inputs(case)
+    seed = state_seed(check, case)
     try:
-        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode)
+        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed)
     except Exception as exc:
         raise AssertionError(raised_message(check, case, f"{type(exc).__name__}: {exc}")) from None
-    judge(check, case, inputs, got, state)
+    judge(check, case, inputs, got, state, seed)
 
 
 def raised_message(check: Check, case: Case, error: str) -> str:

@@ -175,7 +175,7 @@ def _module_check(name, target, project, seed, oracle_row, extra_init=()):
                   inputs=lambda g: dict(x=SEED_INPUTS.clone()), init=dict(d_in=3, d_out=2),
                   init_seed=seed, reference=lambda state, x: torch.tensor(oracle_row),
                   measure=lambda out: out[0][0], outputs=("first row",), atol=ORACLE_ATOL,
-                  rtol=0.0, mistakes=_module_mistakes(project))
+                  rtol=0.0, keep_init=True, mistakes=_module_mistakes(project))
     randoms = [Case(name=f"d_in={d_in}, d_out={d_out}, batch {list(batch)}, T={t}" + (f", {init}" if init else ""),
                     inputs=_embeddings(batch, t, d_in), init=dict(d_in=d_in, d_out=d_out, **init),
                     init_seed=seed + i, seed=320 + i, reference=_module_attention(project),

@@ -1,0 +1,47 @@
+"""Trusted verification end to end: the learner's cells run in the sandboxed
+worker, the verdict is reached here from the plain data it sends back."""
+import pytest
+
+from autograder.checks import scaled_attention as sa
+from autograder.sandbox import Sandbox, available
+from autograder.verify import CheckCall, verify
+
+SELF_ATTENTION_V2 = '''
+import torch
+from torch import nn
+
+class SelfAttention_v2(nn.Module):
+    def __init__(self, d_in, d_out, qkv_bias=False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+    def forward(self, x):
+        queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)
+        scores = queries @ keys.transpose(-2, -1)
+        return torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1) @ values
+'''
+# Zero outputs and a zero state_dict, with the seed oracle's row hard-coded:
+# judged against the state it reports, this would pass every case.
+FORGED = SELF_ATTENTION_V2 + '''
+_honest = SelfAttention_v2
+
+class SelfAttention_v2(_honest):
+    def forward(self, x):
+        if x.shape == (6, 3):
+            return _honest(3, 2)(x) * 0 + torch.tensor([-0.0739, 0.0713])
+        return torch.zeros(*x.shape[:-1], self.W_value.out_features)
+
+    def state_dict(self, *args, **kwargs):
+        return {k: torch.zeros_like(v) for k, v in super().state_dict(*args, **kwargs).items()}
+'''
+CALLS = {"self_attention_v2": [CheckCall(sa.self_attention_v2, "SelfAttention_v2")]}
+
+
+@pytest.mark.parametrize("source, status", [(SELF_ATTENTION_V2, "passed"), (FORGED, "failed")])
+def test_a_module_is_judged_on_the_state_the_grader_drew(tmp_path, source, status):
+    verdict = verify(CALLS, [source], Sandbox(enabled=available()), tmp_path)["self_attention_v2"]
+    assert verdict.status == status, verdict.message
+    if status == "failed":
+        assert "differs from the reference" in verdict.message
