@@ -51,8 +51,9 @@ class Case:
     built instead (a seed oracle, a fresh layer): nothing is redrawn and the
     reference receives the state the module reports.
     ``outputs`` names the returned values (e.g. ``("context", "weights")``).
-    ``measure``, when given, maps the learner's outputs to the quantities that
-    ``reference`` predicts (e.g. the row sums of the weights), for properties.
+    ``measure(outputs, inputs)``, when given, maps the learner's outputs to the
+    quantities that ``reference`` predicts (e.g. the row sums of the weights),
+    for properties; ``inputs`` are the case's own copies.
     """
 
     name: str
@@ -68,7 +69,7 @@ class Case:
     keep_init: bool = False
     mistakes: Sequence[Mistake] = ()
     hint_on_error: str = ""
-    measure: Callable[[Outputs], Any] | None = None
+    measure: Callable[[Outputs, Mapping[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ def make_inputs(case: Case, salt: int = 0) -> dict:
     """
     generator = torch.Generator().manual_seed(case.seed + salt)
     return case.inputs(generator)
+
+
+def child_generator(g: torch.Generator) -> torch.Generator:
+    """A generator for a target that takes one (``generator=``), seeded from
+    the case's generator, so that its draws follow the grader's secret salt."""
+    return torch.Generator().manual_seed(int(torch.randint(2**62, (), generator=g)))
 
 
 def clone_inputs(inputs: Mapping[str, Any]) -> dict:
@@ -222,12 +229,12 @@ def _mismatch(got: Outputs, want: Outputs, names: Sequence[str], atol: float, rt
     return ""
 
 
-def _measure(case: Case, got: Outputs):
+def _measure(case: Case, got: Outputs, inputs: Mapping[str, Any]):
     """The measured outputs, or a message when the outputs cannot be measured."""
     if case.measure is None:
         return got
     try:
-        return as_outputs(case.measure(got))
+        return as_outputs(case.measure(got, inputs))
     except Exception as exc:
         return f"its outputs could not be read ({type(exc).__name__}: {exc})"
 
@@ -248,7 +255,7 @@ def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, sta
     except KeyError as exc:  # the learner's module lacks a parameter the reference reads
         raise AssertionError(f"{check.target} has no parameter or buffer {exc}; its "
                              f"state_dict holds {sorted(state or {})}") from None
-    measured = _measure(case, got)
+    measured = _measure(case, got, inputs)
     if isinstance(measured, str):
         problem = measured
     else:
@@ -261,7 +268,7 @@ def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, sta
         except Exception:  # a mistake that cannot be evaluated on these inputs
             continue
         if case.measure is not None:
-            wrong = as_outputs(case.measure(wrong))
+            wrong = as_outputs(case.measure(wrong, inputs))
         if not isinstance(measured, str) and not _mismatch(measured, wrong, case.outputs, case.atol, case.rtol):
             raise AssertionError(f"{check.target} ({case.name}): {mistake.message}")
     raise AssertionError(f"{check.target} ({case.name}, inputs {_describe(inputs)}): {problem}")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Case, Check, Mistake
+from .core import Case, Check, Mistake, child_generator
 from .multi_head import copy_into_builtin
 
 
@@ -75,27 +75,28 @@ scalar_mix_values = Check(
 MASK_ID, VOCAB, N_SPECIAL = 4, 1000, 5  # ids 0..4 are special ([PAD], [CLS], [SEP], [UNK], [MASK])
 
 
-def _batch(rows, cols, seed):
-    """Token ids [rows, cols] with [CLS] first, [SEP] last and some padding, plus the
-    special-tokens mask (True at [CLS], [SEP] and [PAD])."""
-    g = torch.Generator().manual_seed(seed)
+def _special(ids):
+    """The special-tokens mask: True at [PAD], [CLS] and [SEP]."""
+    return (ids == 0) | (ids == 1) | (ids == 2)
+
+
+def _batch(rows, cols, g):
+    """Token ids [rows, cols] with [CLS] first, [SEP] last and some padding."""
     ids = torch.randint(N_SPECIAL, VOCAB, (rows, cols), generator=g)
     lengths = torch.randint(cols // 2, cols + 1, (rows,), generator=g)
     pos = torch.arange(cols)
     ids[pos >= lengths[:, None]] = 0
     ids[:, 0] = 1
     ids[torch.arange(rows), lengths - 1] = 2
-    special = (ids == 0) | (ids == 1) | (ids == 2)
-    return ids, special
+    return ids
 
 
-def _mask_inputs(rows, cols, seed, p, with_special=True):
+def _mask_inputs(rows, cols, p, with_special=True):
     def inputs(g):
-        ids, special = _batch(rows, cols, seed)
-        out = dict(input_ids=ids, mask_token_id=MASK_ID, vocab_size=VOCAB,
-                   special_tokens_mask=special if with_special else None, mlm_probability=p,
-                   generator=torch.Generator().manual_seed(seed + 1))
-        return out
+        ids = _batch(rows, cols, g)
+        return dict(input_ids=ids, mask_token_id=MASK_ID, vocab_size=VOCAB,
+                    special_tokens_mask=_special(ids) if with_special else None, mlm_probability=p,
+                    generator=child_generator(g))
     return inputs
 
 
@@ -133,17 +134,13 @@ def _wrong_mask(**change):
     return output
 
 
-def _label_properties(rows, cols, seed):
-    ids, special = _batch(rows, cols, seed)
-
-    def measure(out):
-        corrupted, labels = out[0], out[1]
-        chosen = labels != -100
-        return (chosen[~special].float().mean(),
-                chosen[special].float().mean(),
-                (chosen & (labels != ids)).float().mean(),
-                (~chosen & (corrupted != ids)).float().mean())
-    return measure
+def _label_properties(out, inputs):
+    corrupted, labels, ids = out[0], out[1], inputs["input_ids"]
+    special, chosen = _special(ids), labels != -100
+    return (chosen[~special].float().mean(),
+            chosen[special].float().mean(),
+            (chosen & (labels != ids)).float().mean(),
+            (~chosen & (corrupted != ids)).float().mean())
 
 
 LABEL_OUTPUTS = ("selection rate among non-special positions", "fraction of special positions selected",
@@ -165,20 +162,23 @@ LABEL_MISTAKES = (
 def _label_case(rows, cols, seed, p=0.15, with_special=True):
     return Case(
         name=f"input_ids [{rows}, {cols}], mlm_probability={p}" + ("" if with_special else ", no special_tokens_mask"),
-        inputs=_mask_inputs(rows, cols, seed, p, with_special),
+        inputs=_mask_inputs(rows, cols, p, with_special), seed=seed,
         reference=lambda **kw: (p, 0.0 if with_special else p, 0.0, 0.0),
-        measure=_label_properties(rows, cols, seed), outputs=LABEL_OUTPUTS, atol=0.01, rtol=0.0,
+        measure=_label_properties, outputs=LABEL_OUTPUTS, atol=0.01, rtol=0.0,
         mistakes=LABEL_MISTAKES)
 
 
 mask_tokens_labels = Check(
     name="mask_tokens_labels",
     target="mask_tokens",
-    cases=[_label_case(200, 128, 910), _label_case(100, 256, 920, p=0.3), _label_case(200, 64, 930, with_special=False)],
+    # Sizes put every tolerance at 6 or more binomial standard errors: an
+    # honest implementation passes whatever the grader's secret salt.
+    cases=[_label_case(400, 256, 910), _label_case(400, 256, 920, p=0.3),
+           _label_case(3200, 64, 930, with_special=False)],
 )
 
 
-def _split_properties(out):
+def _split_properties(out, inputs):
     corrupted, labels = out[0], out[1]
     chosen = labels != -100
     n = chosen.sum().clamp(min=1)
@@ -206,12 +206,12 @@ SPLIT_MISTAKES = (
 mask_tokens_proportions = Check(
     name="mask_tokens_proportions",
     target="mask_tokens",
-    cases=[Case(name=f"input_ids [{r}, {c}], mlm_probability={p}", inputs=_mask_inputs(r, c, seed, p),
+    cases=[Case(name=f"input_ids [{r}, {c}], mlm_probability={p}", inputs=_mask_inputs(r, c, p), seed=seed,
                 reference=lambda **kw: (0.8, 0.1, 0.1), measure=_split_properties,
                 outputs=("fraction of selected -> [MASK]", "fraction of selected -> random token",
                          "fraction of selected unchanged"),
                 atol=0.03, rtol=0.0, mistakes=SPLIT_MISTAKES)
-           for r, c, seed, p in [(200, 128, 940, 0.15), (100, 256, 950, 0.3)]],
+           for r, c, seed, p in [(400, 256, 940, 0.15), (400, 256, 950, 0.3)]],
 )
 
 
@@ -229,16 +229,15 @@ def _in_place(input_ids, **kw):
     return corrupted, labels, corrupted
 
 
-def _input_changed(rows, cols, seed):
-    ids, _ = _batch(rows, cols, seed)
-    return lambda out: (float((out[2] != ids).any()),)
+def _input_changed(out, inputs):
+    return (float((out[2] != inputs["input_ids"]).any()),)
 
 
 mask_tokens_keeps_input = Check(
     name="mask_tokens_keeps_input",
     target="mask_tokens",
-    cases=[Case(name="input_ids [50, 64] after the call", inputs=_mask_inputs(50, 64, 960, 0.15),
-                reference=lambda **kw: (0.0,), measure=_input_changed(50, 64, 960),
+    cases=[Case(name="input_ids [50, 64] after the call", inputs=_mask_inputs(50, 64, 0.15), seed=960,
+                reference=lambda **kw: (0.0,), measure=_input_changed,
                 outputs=("input_ids changed by the call (1 = yes)",), atol=0.0, rtol=0.0,
                 mistakes=(Mistake("in_place", _in_place,
                                   "input_ids was modified in place: corrupt a copy, "

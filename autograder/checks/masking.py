@@ -113,7 +113,7 @@ def _attention_mistakes(kinds):
 BOOL_OUTPUTS = ("dtype is torch.bool (1 = yes)", "mask")
 
 
-def _bool_measure(out):
+def _bool_measure(out, inputs=None):
     mask = out[0]
     return float(mask.dtype == torch.bool), mask.float()
 
@@ -377,7 +377,7 @@ def _changed_future(batch, t, d_in, cut):
 
 
 def _prefix_difference(batch, cut):
-    def measure(out):
+    def measure(out, inputs):
         y = out[0]
         return ((y[batch:, :cut] - y[:batch, :cut]).abs().amax(),)
     return measure

@@ -213,14 +213,14 @@ EVAL_SPECS = [((4, 3), False), ((2, 4, 3), False), ((5, 6, 2), False, 0.5, 0.1)]
 batch_norm_training = Check(
     name="batch_norm_training",
     target="batch_norm",
-    cases=_bn_cases(TRAIN_SPECS, 610, lambda out: (out[0],), ("output",),
+    cases=_bn_cases(TRAIN_SPECS, 610, lambda out, inputs: (out[0],), ("output",),
                     lambda **kw: reference_batch_norm(**kw)[0]),
 )
 
 batch_norm_running_stats = Check(
     name="batch_norm_running_stats",
     target="batch_norm",
-    cases=_bn_cases(TRAIN_SPECS, 620, lambda out: (out[1], out[2]), ("running_mean", "running_var"),
+    cases=_bn_cases(TRAIN_SPECS, 620, lambda out, inputs: (out[1], out[2]), ("running_mean", "running_var"),
                     lambda **kw: reference_batch_norm(**kw)[1:]),
 )
 

@@ -181,7 +181,7 @@ basic_block_layout = Check(
                 init=dict(in_channels=c_in, out_channels=c_out, stride=s), init_seed=740 + i, seed=740 + i,
                 inputs=lambda g, n=n, c_in=c_in, hw=hw: dict(x=torch.randn(n, c_in, hw, hw, generator=g)),
                 reference=_layout_reference(c_in, c_out, s, n, hw),
-                measure=lambda out: (torch.tensor(list(out[0].shape)),), outputs=("output shape",),
+                measure=lambda out, inputs: (torch.tensor(list(out[0].shape)),), outputs=("output shape",),
                 hint_on_error=BLOCK_HINT)
            for i, (c_in, c_out, s, n, hw) in enumerate([(4, 4, 1, 2, 6), (4, 8, 2, 2, 8), (8, 8, 2, 1, 7),
                                                        (4, 8, 1, 2, 5)])],

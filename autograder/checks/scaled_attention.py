@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .core import Case, Check, Mistake
+from .core import Case, Check, Mistake, child_generator
 
 # "Your journey starts with one step": 3-d embeddings (Raschka 2024, ch. 3).
 SEED_INPUTS = torch.tensor(
@@ -109,7 +109,7 @@ sdpa_rows_sum_to_one = Check(
     target="scaled_dot_product_attention",
     cases=[Case(name="row sums of the weights, " + _shape_name(*s), inputs=_qkv(*s),
                 reference=lambda queries, keys, values: torch.ones(queries.shape[:-1]),
-                measure=lambda out: out[1].sum(-1), outputs=("weights.sum(-1)",),
+                measure=lambda out, inputs: out[1].sum(-1), outputs=("weights.sum(-1)",),
                 seed=310 + i, mistakes=ATTENTION_MISTAKES[3:5],
                 hint_on_error=TRANSPOSE_HINT if s[1] != s[2] else "")
            for i, s in enumerate(SHAPES[:3])],
@@ -174,7 +174,7 @@ def _module_check(name, target, project, seed, oracle_row, extra_init=()):
     oracle = Case(name=f"'Your journey starts with one step', torch.manual_seed({seed})",
                   inputs=lambda g: dict(x=SEED_INPUTS.clone()), init=dict(d_in=3, d_out=2),
                   init_seed=seed, reference=lambda state, x: torch.tensor(oracle_row),
-                  measure=lambda out: out[0][0], outputs=("first row",), atol=ORACLE_ATOL,
+                  measure=lambda out, inputs: out[0][0], outputs=("first row",), atol=ORACLE_ATOL,
                   rtol=0.0, keep_init=True, mistakes=_module_mistakes(project))
     randoms = [Case(name=f"d_in={d_in}, d_out={d_out}, batch {list(batch)}, T={t}" + (f", {init}" if init else ""),
                     inputs=_embeddings(batch, t, d_in), init=dict(d_in=d_in, d_out=d_out, **init),
@@ -193,8 +193,7 @@ self_attention_v2 = _module_check("self_attention_v2", "SelfAttention_v2", _proj
 def _std_case(d_k, scaled, seed):
     return Case(
         name=f"d_k={d_k}, scaled={scaled}",
-        inputs=lambda g: dict(d_k=d_k, n_samples=10000, scaled=scaled,
-                              generator=torch.Generator().manual_seed(seed)),
+        inputs=lambda g: dict(d_k=d_k, n_samples=10000, scaled=scaled, generator=child_generator(g)), seed=seed,
         reference=lambda d_k, scaled, **_: 1.0 if scaled else math.sqrt(d_k),
         outputs=("std",), atol=0.0, rtol=0.06,
         mistakes=(Mistake("variance", lambda d_k, scaled, **_: 1.0 if scaled else float(d_k),

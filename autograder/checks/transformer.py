@@ -229,7 +229,7 @@ def _shape_case(name, d, h, B, T, S, seed):
     return Case(name=name, inputs=_decoder_inputs(B, T, S, d), init=dict(d_model=d, num_heads=h, dim_feedforward=2 * d),
                 init_seed=seed, seed=seed, outputs=("output shape",), atol=0.0, rtol=0.0,
                 reference=lambda state, tgt, memory: torch.tensor(tgt.shape, dtype=torch.float32),
-                measure=lambda out: torch.tensor(out[0].shape, dtype=torch.float32),
+                measure=lambda out, inputs: torch.tensor(out[0].shape, dtype=torch.float32),
                 mistakes=(Mistake("q_from_memory", _variant(h, q_from_memory=True), Q_FROM_MEMORY),),
                 hint_on_error=CROSS_HINT)
 
@@ -283,7 +283,7 @@ def _future_edit_inputs(B, T, S, d, edit_from, with_memory_mask=False):
 
 def _prefix_change(B, edit_from):
     """Largest change of the outputs at positions before ``edit_from``."""
-    return lambda out: (out[0][:B, :edit_from] - out[0][B:, :edit_from]).abs().amax()
+    return lambda out, inputs: (out[0][:B, :edit_from] - out[0][B:, :edit_from]).abs().amax()
 
 
 def _causal_case(name, d, h, B, T, S, edit_from, seed, with_memory_mask=False):
