@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
-from .checks.core import Check, clone_inputs, judge, make_inputs, raised_message, state_seed
+from .checks.core import Check, clone_inputs, judge, judge_error, make_inputs, raised_message, state_seed
 from .checks.wire import WireError, decode, encode
 from .sandbox import Sandbox
 
@@ -120,6 +120,12 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
 def _judge_reply(check, case, inputs, seed, reply, failure) -> Verdict:
     if reply is None:
         return Verdict(failure[0], f"{check.target} ({case.name}): no result: {failure[1]}")
+    if case.raises:
+        try:
+            judge_error(check, case, str(reply["error"]) if "error" in reply else None)
+        except AssertionError as exc:
+            return Verdict("failed", str(exc))
+        return Verdict("passed")
     if "error" in reply:
         return Verdict("error", raised_message(check, case, str(reply["error"])[:500]))
     try:

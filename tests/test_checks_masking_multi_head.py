@@ -227,6 +227,22 @@ def test_correct_multi_head_passes_every_check():
         run(check, MultiHeadAttention)
 
 
+@pytest.mark.parametrize("error, phrase", [
+    (None, "returned a result: it must raise ValueError"),
+    (RuntimeError("shape '[2, 3, 4, 2]' is invalid"), r"raised RuntimeError.*expected ValueError"),
+    (ValueError("cannot split"), "message should name num_heads"),
+])
+def test_indivisible_num_heads_must_raise_a_value_error_naming_it(error, phrase):
+    def split(x, num_heads):
+        if x.shape[-1] % num_heads == 0:
+            return split_heads(x, num_heads)
+        if error is None:
+            return x
+        raise error
+    with pytest.raises(AssertionError, match=phrase):
+        run(mh.split_heads_values, split)
+
+
 def test_split_and_merge_mistakes_are_named():
     with pytest.raises(AssertionError, match="without transpose"):
         run(mh.split_heads_values, lambda x, num_heads: split_heads(x, num_heads, "view_only"))

@@ -13,7 +13,7 @@ from autograder.checks import positional_encoding as pe_checks
 def pe_function(kind="ok"):
     def pe(max_len, d_model, base=10000.0):
         if d_model % 2:
-            raise ValueError("d_model must be even")
+            raise ValueError(f"d_model must be even, got {d_model}")
         pos = torch.arange(max_len, dtype=torch.float32)[:, None]
         exponent = {"i_over_d": torch.arange(d_model // 2) / d_model}.get(
             kind, torch.arange(0, d_model, 2) / d_model)
@@ -39,6 +39,8 @@ class PositionalEncoding(nn.Module):
 
     def forward(self, x):
         T = x.shape[1]
+        if T > self.pe.shape[0]:
+            raise ValueError(f"T={T} is longer than max_len={self.pe.shape[0]}")
         pe = {"not_sliced": self.pe, "by_batch": self.pe[: x.shape[0]]}.get(self.kind, self.pe[:T])
         if self.kind == "scaled_inside":
             x = x * math.sqrt(x.shape[-1])

@@ -85,6 +85,8 @@ def test_block_with_a_parameter_free_shortcut_is_told_about_downsample():
 # ------------------------------------------------------------ zero_pad_shortcut
 def zero_pad(kind="ok"):
     def pad(x, out_channels, stride):
+        if out_channels < x.shape[1]:
+            raise ValueError(f"out_channels={out_channels} is smaller than the {x.shape[1]} input channels")
         sub = x if kind == "no_subsampling" else x[:, :, ::stride, ::stride]
         extra = out_channels - x.shape[1]
         zeros = sub.new_zeros(sub.shape[0], extra, *sub.shape[2:])

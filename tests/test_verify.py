@@ -2,6 +2,7 @@
 worker, the verdict is reached here from the plain data it sends back."""
 import pytest
 
+from autograder.checks import multi_head as mh
 from autograder.checks import scaled_attention as sa
 from autograder.sandbox import Sandbox, available
 from autograder.verify import CheckCall, verify
@@ -45,3 +46,24 @@ def test_a_module_is_judged_on_the_state_the_grader_drew(tmp_path, source, statu
     assert verdict.status == status, verdict.message
     if status == "failed":
         assert "differs from the reference" in verdict.message
+
+
+SPLIT_HEADS = '''
+def split_heads(x, num_heads):
+    B, T, d_model = x.shape
+    if d_model % num_heads:
+        {bad}
+    return x.view(B, T, num_heads, d_model // num_heads).transpose(1, 2)
+'''
+
+
+@pytest.mark.parametrize("bad, status", [
+    ("raise ValueError(f'num_heads={num_heads} does not divide d_model={d_model}')", "passed"),
+    ("return x", "failed"),
+    ("raise ValueError('bad shape')", "failed"),
+])
+def test_bad_arguments_must_raise_the_named_error(tmp_path, bad, status):
+    calls = {"test_split_heads": [CheckCall(mh.split_heads_values, "split_heads")]}
+    source = SPLIT_HEADS.format(bad=bad)
+    verdict = verify(calls, [source], Sandbox(enabled=available()), tmp_path)["test_split_heads"]
+    assert verdict.status == status, verdict.message

@@ -12,7 +12,8 @@ function or a class).  Every case says, as data plus small pure functions:
   ``state_dict`` the module reports (see :func:`trusted_state`);
 * ``atol``/``rtol``: the tolerance;
 * ``mistakes``: known wrong implementations, so that a mismatch can be reported
-  as the mistake it most likely is.
+  as the mistake it most likely is;
+* or, for bad arguments, ``raises``: the exception the target must raise.
 
 Running a case is split in two halves so that a later stage can run them in
 different processes: :func:`call_target` runs the learner's code on the inputs
@@ -54,11 +55,14 @@ class Case:
     ``measure(outputs, inputs)``, when given, maps the learner's outputs to the
     quantities that ``reference`` predicts (e.g. the row sums of the weights),
     for properties; ``inputs`` are the case's own copies.
+    ``raises`` (an exception class name, e.g. "ValueError") makes the case one
+    of bad arguments: the target must raise it, with a message containing
+    ``error_names`` (the bad argument's name); ``reference`` is then None.
     """
 
     name: str
     inputs: Callable[[torch.Generator], dict]
-    reference: Callable[..., Any]
+    reference: Callable[..., Any] | None
     outputs: Sequence[str] = ("output",)
     atol: float = 1e-5
     rtol: float = 1e-4
@@ -70,6 +74,8 @@ class Case:
     mistakes: Sequence[Mistake] = ()
     hint_on_error: str = ""
     measure: Callable[[Outputs, Mapping[str, Any]], Any] | None = None
+    raises: str = ""
+    error_names: str = ""
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,20 @@ def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, sta
     raise AssertionError(f"{check.target} ({case.name}, inputs {_describe(inputs)}): {problem}")
 
 
+def judge_error(check: Check, case: Case, error: str | None) -> None:
+    """For a case with ``raises``: ``error`` is what the target raised
+    ("TypeName: message"), or None if it returned. Raises AssertionError
+    unless it is the expected exception with a message naming the argument."""
+    if error is None:
+        raise AssertionError(f"{check.target} ({case.name}) returned a result: it must raise {case.raises}")
+    kind, _, message = error.partition(": ")
+    if kind != case.raises:
+        raise AssertionError(f"{check.target} ({case.name}) raised {error[:300]}; expected {case.raises}")
+    if case.error_names not in message:
+        raise AssertionError(f"{check.target} ({case.name}): the {case.raises} message should name "
+                             f"{case.error_names}; it says {message[:300]!r}")
+
+
 def run_case(check: Check, case: Case, target: Any) -> None:
     """Run one case in this process: call the target, then judge its outputs."""
     inputs = make_inputs(case)
@@ -281,7 +301,11 @@ def run_case(check: Check, case: Case, target: Any) -> None:
     try:
         got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed)
     except Exception as exc:
+        if case.raises:
+            return judge_error(check, case, f"{type(exc).__name__}: {exc}")
         raise AssertionError(raised_message(check, case, f"{type(exc).__name__}: {exc}")) from None
+    if case.raises:
+        judge_error(check, case, None)
     judge(check, case, inputs, got, state, seed)
 
 

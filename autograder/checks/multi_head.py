@@ -57,7 +57,11 @@ split_heads_values = Check(
                 inputs=lambda g, B=B, T=T, d=d, h=h: dict(x=torch.randn(B, T, d, generator=g), num_heads=h),
                 reference=reference_split_heads, seed=500 + i,
                 mistakes=(Mistake("view_only", _split_view_only, VIEW_ONLY),))
-           for i, (B, T, d, h) in enumerate([(1, 3, 4, 2), (2, 5, 12, 3), (3, 4, 16, 4), (2, 6, 8, 1)])],
+           for i, (B, T, d, h) in enumerate([(1, 3, 4, 2), (2, 5, 12, 3), (3, 4, 16, 4), (2, 6, 8, 1)])]
+    + [Case(name=f"num_heads={h} does not divide d_model={d}", seed=505 + i, reference=None,
+            inputs=lambda g, d=d, h=h: dict(x=torch.randn(2, 3, d, generator=g), num_heads=h),
+            raises="ValueError", error_names="num_heads")
+       for i, (d, h) in enumerate([(10, 4), (12, 5)])],
 )
 
 merge_heads_values = Check(

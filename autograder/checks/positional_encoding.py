@@ -95,7 +95,9 @@ pe_first_rows = Check(
     target="sinusoidal_positional_encoding",
     cases=[Case(name=f"max_len={n}, d_model={d}", inputs=lambda g, n=n, d=d: dict(max_len=n, d_model=d),
                 reference=reference_pe, mistakes=PE_MISTAKES, atol=1e-4, rtol=1e-4)
-           for n, d in [(2, 2), (3, 6), (4, 12)]],
+           for n, d in [(2, 2), (3, 6), (4, 12)]]
+    + [Case(name=f"max_len=10, odd d_model={d}", inputs=lambda g, d=d: dict(max_len=10, d_model=d),
+            reference=None, raises="ValueError", error_names="d_model") for d in (5, 7)],
 )
 
 
@@ -148,6 +150,9 @@ positional_encoding_module = Check(
         _pe_module_case("d_model=8, max_len=20, B=2, T=5", 8, 20, 2, 5, 800),
         _pe_module_case("d_model=6, max_len=7, B=3, T=7 (T = max_len)", 6, 7, 3, 7, 802),
         _pe_module_case("dropout=0.5 in eval mode, d_model=4, max_len=30, B=2, T=3", 4, 30, 2, 3, 803, dropout=0.5),
+        Case(name="T=51 > max_len=50", init=dict(d_model=8, max_len=50), init_seed=804, seed=804,
+             inputs=lambda g: dict(x=torch.randn(1, 51, 8, generator=g)), reference=None,
+             raises="ValueError", error_names="max_len"),
     ],
 )
 

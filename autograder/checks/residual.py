@@ -226,7 +226,10 @@ zero_pad_shortcut_values = Check(
                     x=torch.randn(n, c, h, h, generator=g), out_channels=o, stride=s),
                 reference=reference_zero_pad, seed=720 + i, mistakes=ZERO_PAD_MISTAKES)
            for i, (n, c, h, o, s) in enumerate([(2, 4, 8, 8, 2), (1, 3, 7, 6, 2), (2, 4, 5, 4, 1),
-                                                (2, 2, 6, 5, 3), (1, 6, 4, 6, 2)])],
+                                                (2, 2, 6, 5, 3), (1, 6, 4, 6, 2)])]
+    + [Case(name="out_channels=2 with 4 input channels", seed=725, reference=None,
+            inputs=lambda g: dict(x=torch.randn(1, 4, 2, 2, generator=g), out_channels=2, stride=1),
+            raises="ValueError", error_names="out_channels")],
 )
 
 # ---------------------------------------------------------- SublayerConnection
