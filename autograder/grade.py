@@ -168,7 +168,7 @@ class _Grader:
             options = ["--force", "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}"]
             server = NbgraderServer(options + workspace_args(out),
                                     {"JUPYTER_PATH": str(folder), "JUPYTER_RUNTIME_DIR": str(runtime)},
-                                    folder / "nbgrader.log")
+                                    folder / "nbgrader.log", limits.memory_mb)
             self.slots.put(_Slot(box, folder, server))
 
     def close(self) -> None:

@@ -29,11 +29,13 @@ class NbgraderServer:
 
     ``args`` are ``nbgrader autograde`` options (workspace, kernel transport),
     ``env`` is added to :func:`autograder.course.nbgrader_env`, and nbgrader's
-    own log goes to ``log_path``.
+    own log goes to ``log_path``. nbgrader keeps a kernel's outputs in memory,
+    so its address space is limited to ``memory_mb``: an endless stream of
+    output ends the submission's run instead of exhausting the machine.
     """
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
-        self.args, self.env, self.log_path = args, env, log_path
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, memory_mb: int):
+        self.args, self.env, self.log_path, self.memory_mb = args, env, log_path, memory_mb
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue[str | None] = queue.Queue()
 
@@ -44,7 +46,7 @@ class NbgraderServer:
         killed the process (and with it the sandboxed kernel).
         """
         if self.proc is None:
-            self._start()
+            self.start()
         try:
             self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
             self.proc.stdin.flush()
@@ -76,10 +78,13 @@ class NbgraderServer:
                 pass
         self.proc = None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the process (done by the first request)."""
         self.replies = queue.Queue()
         with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "autograder.nbgrader_server", *self.args],
+            cmd = ["prlimit", f"--as={self.memory_mb * 2**20}", "--",
+                   sys.executable, "-m", "autograder.nbgrader_server", *self.args]
+            self.proc = subprocess.Popen(cmd,
                                          cwd=REPO, env={**nbgrader_env(), **self.env}, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         threading.Thread(target=_forward, args=(self.proc.stdout, self.replies), daemon=True).start()

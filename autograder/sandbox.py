@@ -32,7 +32,7 @@ class Limits:
     """Per-process limits for learner code (``--limit NAME=VALUE`` on the command line)."""
 
     cpu_seconds: int = 600      # CPU time of each process
-    memory_mb: int = 8192       # address space of each process (torch maps ~1 GB at import)
+    memory_mb: int = 8192       # address space of each process, nbgrader's too (torch maps ~1 GB at import)
     processes: int = 256        # processes and threads of the sandbox's user
     file_size_mb: int = 64      # largest file a process may write
     tmp_mb: int = 256           # size of the private /tmp

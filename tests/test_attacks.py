@@ -77,6 +77,7 @@ ATTACKS = {
         "import os\ntry:\n    for i in range(10000):\n"
         "        open(f'/tmp/flood{i}', 'wb').write(os.urandom(2**20))\nexcept OSError:\n    pass"),
     "output_flood": "for _ in range(200):\n    print('x' * 100000)",
+    "endless_output_flood": "while True:\n    print('x' * 1000000)",
     "memory_bomb": "hog = []\nwhile True:\n    hog.append(bytearray(2**28))",
     "process_bomb": (
         "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(600)"),
@@ -155,7 +156,7 @@ def graded(tmp_path_factory):
     before = gradebatch.digest(root)
     out = tmp_path_factory.mktemp("out")
     result = autograder_cli("grade", str(root), "--out", str(out), "--workers", "2",
-                            "--limit", "wall_seconds=90", "--limit", "memory_mb=4096", "--limit", "cpu_seconds=120")
+                            "--limit", "wall_seconds=90", "--limit", "memory_mb=3072", "--limit", "cpu_seconds=120")
     with open(out / "grades_detail.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return root, before, out, result, rows

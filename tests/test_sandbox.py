@@ -2,6 +2,8 @@
 and the long-lived nbgrader process (the attack corpus grades through both)."""
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from autograder.course import nbgrader_env
 from autograder.nbgrader_server import NbgraderServer
@@ -25,7 +27,7 @@ def test_kernel_launcher_refuses_a_folder_outside_the_graded_ones(tmp_path):
 
 def test_nbgrader_server_that_cannot_start_reports_why_and_starts_again(tmp_path):
     log = tmp_path / "nbgrader.log"
-    server = NbgraderServer(["--CourseDirectory.root=" + str(tmp_path / "missing"), "--no-such-flag"], {}, log)
+    server = NbgraderServer(["--CourseDirectory.root=" + str(tmp_path / "missing"), "--no-such-flag"], {}, log, 4096)
     try:
         for _ in range(2):  # a dead process is replaced on the next request
             success, message = server.autograde("03_scaled_attention", "ada", timeout=120)
@@ -34,3 +36,21 @@ def test_nbgrader_server_that_cannot_start_reports_why_and_starts_again(tmp_path
     finally:
         server.close()
     assert server.proc is None
+
+
+def test_nbgrader_server_runs_under_the_memory_limit(tmp_path):
+    """nbgrader holds a kernel's outputs in memory: an endless stream of output
+    must hit this limit, not exhaust the machine."""
+    server = NbgraderServer([], {}, tmp_path / "nbgrader.log", memory_mb=3000)
+    server.start()
+    proc = Path("/proc") / str(server.proc.pid)
+    try:
+        for _ in range(100):  # until prlimit has set the limit and exec'd Python
+            if b"autograder.nbgrader_server" in (proc / "cmdline").read_bytes():
+                break
+            time.sleep(0.05)
+        limits = (proc / "limits").read_text()
+        address_space = next(line for line in limits.splitlines() if line.startswith("Max address space"))
+        assert address_space.split()[3:5] == [str(3000 * 2**20)] * 2, address_space
+    finally:
+        server.close()
