@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import run
+from autograder.checks.core import call_target, judge, make_inputs
 from autograder.checks import elmo_bert as eb
 
 
@@ -61,6 +62,16 @@ def test_mask_tokens_correct_passes():
     for check in (eb.mask_tokens_labels, eb.mask_tokens_proportions):
         run(check, mask_tokens())
     run(eb.mask_tokens_keeps_input, eb.returning_input(mask_tokens()))
+
+
+def test_mask_tokens_statistics_hold_for_any_salt():
+    """The grader draws inputs with a secret salt: the tolerances must hold for
+    every salt, not only for the case seeds (each is 6+ standard errors wide)."""
+    for salt in range(1, 2001, 50):
+        for check in (eb.mask_tokens_labels, eb.mask_tokens_proportions):
+            for case in check.cases:
+                inputs = make_inputs(case, salt)
+                judge(check, case, inputs, call_target("function", mask_tokens(), inputs)[0])
 
 
 @pytest.mark.parametrize("kind, check, phrase", [
