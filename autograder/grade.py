@@ -140,12 +140,8 @@ class _Slot:
     kernelspec and an nbgrader process, reused by the submissions it grades."""
 
     box: Sandbox
-    folder: Path  # kernelspec, the kernel's runtime folder and nbgrader's log
+    runtime: Path  # the kernel's connection file and sockets
     server: NbgraderServer
-
-    @property
-    def runtime(self) -> Path:
-        return self.folder / "runtime"
 
     def fresh_runtime(self) -> None:
         """An empty runtime folder owned by the sandbox's user: nothing a
@@ -169,7 +165,7 @@ class _Grader:
             server = NbgraderServer(options + workspace_args(out),
                                     {"JUPYTER_PATH": str(folder), "JUPYTER_RUNTIME_DIR": str(runtime)},
                                     folder / "nbgrader.log", limits.memory_mb)
-            self.slots.put(_Slot(box, folder, server))
+            self.slots.put(_Slot(box, runtime, server))
 
     def close(self) -> None:
         while not self.slots.empty():

@@ -25,17 +25,17 @@ class SelfAttention_v2(nn.Module):
 '''
 # Zero outputs and a zero state_dict, with the seed oracle's row hard-coded:
 # judged against the state it reports, this would pass every case.
-FORGED = SELF_ATTENTION_V2 + '''
+FORGED = SELF_ATTENTION_V2 + f'''
 _honest = SelfAttention_v2
 
 class SelfAttention_v2(_honest):
     def forward(self, x):
         if x.shape == (6, 3):
-            return _honest(3, 2)(x) * 0 + torch.tensor([-0.0739, 0.0713])
+            return _honest(3, 2)(x) * 0 + torch.tensor({sa.SEED_V2_ROW_1})
         return torch.zeros(*x.shape[:-1], self.W_value.out_features)
 
     def state_dict(self, *args, **kwargs):
-        return {k: torch.zeros_like(v) for k, v in super().state_dict(*args, **kwargs).items()}
+        return {{k: torch.zeros_like(v) for k, v in super().state_dict(*args, **kwargs).items()}}
 '''
 CALLS = {"self_attention_v2": [CheckCall(sa.self_attention_v2, "SelfAttention_v2")]}
 
