@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                     help="a resource limit for learner code (repeatable); defaults: "
                          + ", ".join(f"{k}={v}" for k, v in vars(Limits()).items()))
+    gr.add_argument("--resume", action="store_true",
+                    help="grade only the submissions without a result in OUT/grades_detail.csv "
+                         "(or whose grading failed for the grader's own fault)")
     gr.add_argument("--unsandboxed", action="store_true",
                     help="run learner code without bubblewrap isolation (limits still apply)")
     args = parser.parse_args(argv)
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:
                 parser.error(str(exc))
             outcomes = grade(args.submissions, args.out, args.assignments, args.workers, limits,
-                             sandboxed=not args.unsandboxed)
+                             sandboxed=not args.unsandboxed, resume=args.resume)
             print(f"graded {len(outcomes)} submission(s); wrote {args.out}/grades.csv, "
                   f"{args.out}/grades_detail.csv and {args.out}/feedback/")
     except (UsageError, IntakeError) as exc:

@@ -38,6 +38,8 @@ DEMO = REPO / "autograder" / "demo"
 # two grading runs on one machine never share a process limit (RLIMIT_NPROC
 # counts every process of a uid).
 SANDBOX_UID = 200000 + (os.getpid() % 100000) * 16
+# Statuses whose nbgrader log is kept for the instructor.
+KEPT_LOG_STATUSES = ("error", "crashed", "timeout")
 
 
 @dataclass
@@ -47,6 +49,7 @@ class CellResult:
     max_score: float
     status: str
     message: str = ""  # the trusted verdict's reason, when it failed
+    review: str = ""   # why a person should look at this cell (empty: no need)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Outcome:
     submission: Submission
     cells: list[CellResult] = field(default_factory=list)
     problem: str = ""
+    log: str = ""               # nbgrader's log kept for this submission, relative to the output folder
+    grader_failed: bool = False  # the grader itself failed (twice); a rerun with --resume grades it again
 
     @property
     def score(self) -> float:
@@ -69,13 +74,18 @@ class UsageError(ValueError):
 
 
 def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
-          workers: int = 1, limits: Limits = Limits(), sandboxed: bool = True, log=print) -> list[Outcome]:
+          workers: int = 1, limits: Limits = Limits(), sandboxed: bool = True, log=print,
+          resume: bool = False) -> list[Outcome]:
     """Grade every submission under ``source`` (default: the demo class) into ``out``.
 
     Writes ``out/grades.csv``, ``out/grades_detail.csv`` and
-    ``out/feedback/<student>/<assignment>/<notebook>.html``. Raises UsageError
-    for an unknown assignment or an unusable ``source``; any problem with a
-    single submission becomes a status instead.
+    ``out/feedback/<student>/<assignment>/<notebook>.html``, and keeps
+    nbgrader's log of each submission that ended in error, crashed or timeout
+    in ``out/logs/<student>/<assignment>.log``. With ``resume``, only the
+    submissions without a result in ``out/grades_detail.csv`` (or whose
+    grading failed for the grader's own fault) are graded; the others keep
+    theirs. Raises UsageError for an unknown assignment or an unusable
+    ``source``; any problem with a single submission becomes a status instead.
     """
     known = available_assignments()
     unknown = [a for a in assignments or [] if a not in known]
@@ -95,14 +105,27 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
         raise UsageError("--out must not be inside SUBMISSIONS (submitted files are never changed)")
     with tempfile.TemporaryDirectory(prefix="unzipped-", dir=out) as scratch:  # a .zip's files, read during grading
         root = source if source.is_dir() else unpack(source, Path(scratch))
-        return _grade_class(root, out, assignments, workers, limits, sandboxed, log)
+        outcomes = _grade_class(root, out, assignments, workers, limits, sandboxed, log, resume)
+    failed = [o.submission for o in outcomes if o.grader_failed]
+    if failed:
+        names = ", ".join(f"{s.student}/{s.assignment}" for s in failed)
+        log(f"{len(failed)} submission(s) could not be graded because the grader failed, not the learner's code "
+            f"({names}; nbgrader's logs are in {out / 'logs'}); rerun: python -m autograder grade {source} "
+            f"--out {out} --resume")
+    return outcomes
 
 
-def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limits, sandboxed: bool, log):
+def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limits, sandboxed: bool, log,
+                 resume: bool):
     known = available_assignments()
     submissions, skipped = collect(root, assignments, out / "submitted")
     for line in skipped:
         log(f"skipped {line}")
+    kept = report.read_detail(out / "grades_detail.csv") if resume else []
+    done = report.graded_pairs(kept)
+    if done:
+        log(f"resuming: {sum((s.student, s.assignment) in done for s in submissions)} submission(s) "
+            f"already have a result in {out / 'grades_detail.csv'}")
     batch = sorted({s.assignment for s in submissions})
     missing = [a for a in batch if a not in known]
     for a in missing:
@@ -114,11 +137,13 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
     except ValueError as exc:
         raise UsageError(f"configuration: {exc}") from None
     release(graded, release_dir=out / "release", db_url=gradebook_url(out))
+    _add_students(out, sorted({s.student for s in submissions}))
+    todo = [s for s in submissions if (s.student, s.assignment) not in done]
     (out / "work").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out / "work") as work, ThreadPoolExecutor(max_workers=workers) as pool:
         grader = _Grader(out, limits, sandboxed, workers, calls, Path(work))
         try:
-            outcomes = list(pool.map(grader.grade_one, submissions))
+            outcomes = list(pool.map(grader.grade_one, todo))
         finally:
             grader.close()
     for assignment in graded:  # one nbgrader run for the whole class; no learner code runs here
@@ -128,9 +153,23 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
         if not (out / "feedback" / sub.student / sub.assignment / f"{sub.notebook}.html").exists():
             report.write_feedback(out, outcome)
         log(report.summary_line(outcome))
-    report.write_detail(out / "grades_detail.csv", outcomes, "bubblewrap" if sandboxed else "none")
+    report.write_detail(out / "grades_detail.csv", outcomes, "bubblewrap" if sandboxed else "none", kept)
     report.export_grades(out, sorted({s.student for s in submissions}), batch)
     return outcomes
+
+
+def _add_students(out: Path, students: list[str]) -> None:
+    """Create every student in the gradebook before any nbgrader process runs.
+
+    nbgrader's autograde creates a student it meets for the first time with a
+    find-then-insert (``Gradebook.update_or_create_student``); two of them
+    grading one new student's notebooks at once both insert, and one fails
+    (``UNIQUE constraint failed: student.id``): the notebook scored ``error``
+    for the grader's own fault.
+    """
+    with Gradebook(gradebook_url(out)) as gb:
+        for student in students:
+            gb.update_or_create_student(student)
 
 
 @dataclass
@@ -187,24 +226,53 @@ class _Grader:
         release_nb = self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb"
         submitted = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         graded = self.out / "autograded" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
+        logs = []
         with ThreadPoolExecutor(max_workers=1) as side:  # the trusted run overlaps nbgrader's
             trusted = side.submit(verify, self.calls[sub.assignment], learner_cells(submitted, release_nb), slot.box,
                                   scratch / "verify")
-            slot.fresh_runtime()
-            try:
-                success, log = slot.server.autograde(sub.assignment, sub.student, self.limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                return self._zero(sub, "timeout", f"no result within {self.limits.wall_seconds} s")
+            for attempt in (1, 2):
+                slot.fresh_runtime()
+                try:
+                    success, log, died = slot.server.autograde(sub.assignment, sub.student, self.limits.wall_seconds)
+                except subprocess.TimeoutExpired as exc:
+                    return self._zero(sub, "timeout", f"no result within {self.limits.wall_seconds} s",
+                                      logs + [exc.output or ""])
+                logs.append(log)
+                fault = None if success and graded.exists() else _learner_fault(log, died)
+                if fault != "grader":
+                    break
+                # The grader's own failure: once more on a fresh nbgrader process.
+                logs.append(f"\n--- attempt {attempt} failed in the grader; retrying on a fresh nbgrader process ---\n")
+                slot.server.close()
             verdicts = trusted.result()
-        if not success or not graded.exists():
-            dead = "Kernel died" in log or "DeadKernelError" in log
-            return self._zero(sub, "crashed" if dead else "error", "the kernel died" if dead else _last_error(log))
+        if fault == "grader":
+            outcome = self._zero(sub, "error", f"{report.GRADER_FAILED}, not your code ({_last_error(log)})", logs)
+            outcome.grader_failed = True
+            for cell in outcome.cells:
+                cell.review = f"{report.GRADER_FAILED} twice (not the learner's code): rerun with --resume; {cell.review}"
+            return outcome
+        if fault:
+            return self._zero(sub, "crashed", fault, logs)
         notebook = nbformat.read(graded, as_version=4)
         outcome = Outcome(sub, self._cells(sub, notebook, verdicts))
+        if any(c.status in KEPT_LOG_STATUSES for c in outcome.cells):
+            self._keep_log(outcome, logs)
         self._record(sub, outcome.cells)
         report.annotate(notebook, outcome.cells)
         nbformat.write(notebook, graded)
         return outcome
+
+    def _keep_log(self, outcome: Outcome, logs: list[str]) -> None:
+        """Keep nbgrader's log in ``logs/<student>/<assignment>.log`` and point to it
+        from the cells that did not run normally."""
+        sub = outcome.submission
+        path = self.out / "logs" / sub.student / f"{sub.assignment}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(logs), encoding="utf-8")
+        outcome.log = str(path.relative_to(self.out))
+        for cell in outcome.cells:
+            if cell.status in KEPT_LOG_STATUSES:
+                cell.review = "; ".join(filter(None, [cell.review, f"nbgrader's log: {outcome.log}"]))
 
     def _record(self, sub: Submission, cells: list[CellResult]) -> None:
         """Write the trusted scores into nbgrader's gradebook, so that its
@@ -240,11 +308,12 @@ class _Grader:
                 status = verdict.status
             score = max_score if status == "passed" else 0.0
             results.append(CellResult(grade_id, score, max_score, "tampered" if grade_id in tampered else status,
-                                      verdict.message))
+                                      verdict.message, verdict.review))
         return results
 
-    def _zero(self, sub: Submission, status: str, problem: str) -> Outcome:
-        """Record a score of 0 for every graded cell of a submission that could not run."""
+    def _zero(self, sub: Submission, status: str, problem: str, logs: list[str] | None = None) -> Outcome:
+        """Record a score of 0 for every graded cell of a submission that could
+        not run; ``logs`` (nbgrader's, when it ran) are kept."""
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb, warnings.catch_warnings():
             # nbgrader's own update_or_create_submission trips SQLAlchemy's autoflush warning.
             warnings.simplefilter("ignore", SAWarning)
@@ -256,6 +325,8 @@ class _Grader:
             gb.db.commit()
         cells = [CellResult(gid, 0.0, mx, status) for gid, mx in self._master_cells(sub)]
         outcome = Outcome(sub, cells, problem)
+        if logs is not None:
+            self._keep_log(outcome, logs)
         report.write_feedback(self.out, outcome)
         return outcome
 
@@ -281,6 +352,20 @@ def _tampered_ids(submitted: Path, released: Path) -> set[str]:
             seen.setdefault(grade_id, []).append(cell.source)
     return {gid for gid, src in release_cells.items()
             if len(seen.get(gid, [])) != 1 or seen[gid][0] != src}
+
+
+def _learner_fault(log: str, died: bool) -> str:
+    """Why nbgrader's run failed: the learner's fault (a message), or "grader".
+
+    A kernel that died, or an nbgrader process that ran out of memory holding
+    the kernel's output, is the learner's code; anything else (an exception in
+    nbgrader, its process killed from outside) is the grader's own failure.
+    """
+    if "Kernel died" in log or "DeadKernelError" in log:
+        return "the kernel died"
+    if died and "MemoryError" in log:
+        return "nbgrader ran out of memory holding the notebook's output"
+    return "grader"
 
 
 def _last_error(log: str) -> str:

@@ -39,28 +39,33 @@ class NbgraderServer:
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue[str | None] = queue.Queue()
 
-    def autograde(self, assignment: str, student: str, timeout: float) -> tuple[bool, str]:
-        """Autograde one submission: ``(success, nbgrader's log)``.
+    def autograde(self, assignment: str, student: str, timeout: float) -> tuple[bool, str, bool]:
+        """Autograde one submission: ``(success, nbgrader's log, died)``, where
+        ``died`` says that the process stopped without answering (the log is
+        then what it wrote to stderr during this request).
 
         Raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds, having
-        killed the process (and with it the sandboxed kernel).
+        killed the process (and with it the sandboxed kernel); its ``output``
+        is the log written during this request.
         """
         if self.proc is None:
             self.start()
+        start = self.log_path.stat().st_size
         try:
             self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
             self.proc.stdin.flush()
             line = self.replies.get(timeout=timeout)
         except queue.Empty:
             self.close()
-            raise subprocess.TimeoutExpired(f"autograde {assignment} --student={student}", timeout) from None
+            raise subprocess.TimeoutExpired(f"autograde {assignment} --student={student}", timeout,
+                                            output=_since(self.log_path, start)) from None
         except BrokenPipeError:
             line = None
         if line is None:  # the process died; the next request starts another
             self.close()
-            return False, "nbgrader stopped unexpectedly: " + _tail(self.log_path)
+            return False, "nbgrader stopped unexpectedly:\n" + _since(self.log_path, start), True
         reply = json.loads(line)
-        return reply["success"], reply["log"]
+        return reply["success"], reply["log"], False
 
     def close(self) -> None:
         """Kill the process group (nbgrader and its kernel); safe to call twice."""
@@ -96,9 +101,12 @@ def _forward(stream, replies: queue.Queue) -> None:
     replies.put(None)
 
 
-def _tail(path: Path, chars: int = 300) -> str:
+def _since(path: Path, offset: int, chars: int = 2**20) -> str:
+    """What was written to ``path`` after ``offset`` (at most its last ``chars``)."""
     try:
-        return path.read_text(errors="replace")[-chars:].strip()
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")[-chars:]
     except OSError:
         return ""
 

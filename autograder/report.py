@@ -12,8 +12,12 @@ from nbgrader.plugins import CsvExportPlugin
 
 from .course import gradebook_url
 
-# COURSE_SPEC.md's columns, then how learner code was isolated ("bubblewrap" or "none").
-DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "status", "sandbox"]
+# COURSE_SPEC.md's columns: sandbox says how learner code was isolated ("bubblewrap" or "none"),
+# review why a person should look at the cell (empty when there is no need).
+DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "status", "sandbox",
+                  "review"]
+# The start of the review of a cell that has no result because the grader itself failed.
+GRADER_FAILED = "the grader failed"
 
 
 def summary_line(outcome) -> str:
@@ -28,16 +32,38 @@ def summary_line(outcome) -> str:
             f"  [{statuses}]" + (f"  {notes}" if notes else ""))
 
 
-def write_detail(path: Path, outcomes, sandbox: str) -> None:
-    """grades_detail.csv: one row per graded test cell (COURSE_SPEC.md)."""
+def write_detail(path: Path, outcomes, sandbox: str, kept: list[dict] = ()) -> None:
+    """grades_detail.csv: one row per graded test cell (COURSE_SPEC.md), sorted
+    by student and assignment; ``kept`` rows (from :func:`read_detail`) of
+    submissions not graded in this run are written too."""
+    rows = [r for r in kept if not any((o.submission.student, o.submission.assignment)
+                                       == (r["student_id"], r["assignment"]) for o in outcomes)]
+    for outcome in outcomes:
+        sub = outcome.submission
+        for cell in outcome.cells:
+            rows.append(dict(zip(DETAIL_COLUMNS, [sub.student, sub.assignment, sub.notebook, cell.grade_id,
+                                                  f"{cell.score:g}", f"{cell.max_score:g}", cell.status, sandbox,
+                                                  cell.review])))
+    rows.sort(key=lambda r: (r["student_id"], r["assignment"]))  # stable: cells keep the notebook's order
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(DETAIL_COLUMNS)
-        for outcome in outcomes:
-            sub = outcome.submission
-            for cell in outcome.cells:
-                writer.writerow([sub.student, sub.assignment, sub.notebook, cell.grade_id,
-                                 f"{cell.score:g}", f"{cell.max_score:g}", cell.status, sandbox])
+        writer = csv.DictWriter(fh, DETAIL_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in DETAIL_COLUMNS} for r in rows)
+
+
+def read_detail(path: Path) -> list[dict]:
+    """The rows of an earlier grades_detail.csv (none if it does not exist)."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def graded_pairs(rows: list[dict]) -> set[tuple[str, str]]:
+    """(student, assignment) pairs that have a result: rows, none of them left
+    without one by a failure of the grader itself."""
+    failed = {(r["student_id"], r["assignment"]) for r in rows if r.get("review", "").startswith(GRADER_FAILED)}
+    return {(r["student_id"], r["assignment"]) for r in rows} - failed
 
 
 def export_grades(out: Path, students: list[str], assignments: list[str]) -> None:
@@ -55,6 +81,8 @@ def annotate(notebook, cells) -> None:
         if result is not None and cell.cell_type == "code" and cell.metadata.nbgrader.get("grade"):
             text = f"Grader: {result.status}, {result.score:g} / {result.max_score:g}"
             text += f": {result.message}\n" if result.message else "\n"
+            if result.review:
+                text += f"To be reviewed by your instructor: {result.review}\n"
             cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
 
 
@@ -67,7 +95,8 @@ def write_feedback(out: Path, outcome) -> None:
     rows = "\n".join(
         f"<tr><td>{html.escape(c.grade_id)}</td><td>{c.score:g} / {c.max_score:g}</td>"
         f"<td>{html.escape(c.status)}</td></tr>" for c in outcome.cells)
-    problem = html.escape(outcome.problem or "; ".join(sub.notes) or "")
+    problem = html.escape("; ".join(filter(None, [outcome.problem or "; ".join(sub.notes),
+                                                  outcome.log and f"your instructor has nbgrader's log ({outcome.log})"])))
     path.write_text(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Feedback: {html.escape(sub.assignment)} / {html.escape(sub.notebook)}</title></head>
