@@ -23,6 +23,7 @@ import nbformat
 from nbgrader import utils
 
 from .checks.core import Check, clone_inputs, judge, judge_error, make_inputs, raised_message, state_seed
+from .builtin_use import inspect
 from .checks.wire import WireError, decode, encode
 from .sandbox import Sandbox
 
@@ -33,6 +34,7 @@ HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 class Verdict:
     status: str   # passed, failed, error, timeout, crashed, missing
     message: str = ""
+    review: str = ""  # why a person should look at the cell (the grader could not decide something)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
                 requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
                                  "modules": dict(call.modules),
                                  "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
-                                 "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs))})
+                                 "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs)),
+                                 "positional": call.check.positional()})
     replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
     verdicts: dict[str, Verdict] = {}
     for request_id, (grade_id, check, case, inputs, seed) in enumerate(plan):
@@ -114,7 +117,24 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
         verdict = _judge_reply(check, case, inputs, seed, replies.get(request_id), failure)
         if verdict.status != "passed":
             verdicts[grade_id] = verdict
-    return {g: verdicts.get(g, Verdict("passed")) for g in calls}
+    verdicts = {g: verdicts.get(g, Verdict("passed")) for g in calls}
+    for grade_id, grade_calls in calls.items():
+        _enforce_no_builtin(verdicts[grade_id], cells, {c.check.target for c in grade_calls})
+    return verdicts
+
+
+def _enforce_no_builtin(verdict: Verdict, cells: list[str], targets: set[str]) -> None:
+    """COURSE_SPEC.md's rule, decided on the learner's code (:mod:`.builtin_use`):
+    a cell whose target uses its built-in fails; one that cannot be decided is
+    flagged for review."""
+    for target in sorted(targets):
+        finding = inspect(cells, target.split("(")[0].split(".")[0])
+        if finding is None:
+            continue
+        if finding.kind == "uses" and verdict.status == "passed":
+            verdict.status, verdict.message = "failed", finding.message
+        elif finding.kind == "unsure":
+            verdict.review = finding.message
 
 
 def _judge_reply(check, case, inputs, seed, reply, failure) -> Verdict:

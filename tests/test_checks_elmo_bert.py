@@ -154,7 +154,7 @@ def test_encoder_layer_correct_passes():
 ])
 def test_encoder_layer_mistake_is_named(kind, check, phrase):
     with pytest.raises(AssertionError, match=phrase):
-        run(getattr(eb, check), lambda **kw: EncoderLayer(**kw, kind=kind))
+        run(getattr(eb, check), lambda *a, **kw: EncoderLayer(*a, **kw, kind=kind))
 
 
 # ------------------------------------------------------------------ freeze / count

@@ -77,7 +77,7 @@ class CausalAttention(nn.Module):
 
 
 def causal(kind):
-    return lambda **kw: CausalAttention(**kw, kind=kind)
+    return lambda *a, **kw: CausalAttention(*a, **kw, kind=kind)
 
 
 def test_correct_masking_passes_every_check():
@@ -90,7 +90,7 @@ def test_correct_masking_passes_every_check():
     for check in (mk.causal_attention_matches_reference, mk.causal_attention_no_future,
                   mk.causal_attention_dropout):
         run(check, CausalAttention)
-    run(mk.causal_attention_buffer, lambda **kw: CausalAttention(**kw).mask)
+    run(mk.causal_attention_buffer, lambda *a, **kw: CausalAttention(*a, **kw).mask)
 
 
 @pytest.mark.parametrize("kind, phrase", [("inverted", "inverted mask polarity"),
@@ -168,9 +168,9 @@ def test_causal_attention_with_unsliced_mask_gets_a_hint():
 
 def test_causal_attention_buffer_mistakes():
     with pytest.raises(AssertionError, match="a token cannot see itself"):
-        run(mk.causal_attention_buffer, lambda **kw: causal("no_diagonal")(**kw).mask)
+        run(mk.causal_attention_buffer, lambda *a, **kw: causal("no_diagonal")(*a, **kw).mask)
     with pytest.raises(AssertionError, match="torch.bool"):
-        run(mk.causal_attention_buffer, lambda **kw: CausalAttention(**kw).mask.float())
+        run(mk.causal_attention_buffer, lambda *a, **kw: CausalAttention(*a, **kw).mask.float())
 
 
 # ------------------------------------------------------------------ 05_multi_head
@@ -217,7 +217,7 @@ class MultiHeadAttention(nn.Module):
 
 
 def mha(kind):
-    return lambda **kw: MultiHeadAttention(**kw, kind=kind)
+    return lambda *a, **kw: MultiHeadAttention(*a, **kw, kind=kind)
 
 
 def test_correct_multi_head_passes_every_check():

@@ -126,9 +126,9 @@ def test_correct_layer_norm_module_passes():
 
 def test_layer_norm_module_mistakes_are_named():
     with pytest.raises(AssertionError, match=esc("unbiased=False")):
-        run(nz.layer_norm_module_loads, perturbed(lambda **kw: LayerNorm(**kw, kind="unbiased")))
+        run(nz.layer_norm_module_loads, perturbed(lambda *a, **kw: LayerNorm(*a, **kw, kind="unbiased")))
     with pytest.raises(AssertionError, match="outside the square root"):
-        run(nz.layer_norm_module_loads, perturbed(lambda **kw: LayerNorm(**kw, kind="eps_outside")))
+        run(nz.layer_norm_module_loads, perturbed(lambda *a, **kw: LayerNorm(*a, **kw, kind="eps_outside")))
 
 
 def test_layer_norm_module_with_other_names_is_reported():

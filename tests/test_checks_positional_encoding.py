@@ -81,7 +81,7 @@ def test_pe_mistake_is_named(kind, phrase):
 ])
 def test_positional_encoding_mistake_is_named(kind, phrase):
     with pytest.raises(AssertionError, match=phrase):
-        run(pe_checks.positional_encoding_module, lambda **kw: PositionalEncoding(**kw, kind=kind))
+        run(pe_checks.positional_encoding_module, lambda *a, **kw: PositionalEncoding(*a, **kw, kind=kind))
 
 
 def test_positional_encoding_without_buffer_is_reported():
@@ -105,7 +105,7 @@ def test_positional_encoding_without_buffer_is_reported():
 ])
 def test_token_embedding_mistake_is_named(scale, phrase):
     with pytest.raises(AssertionError, match=phrase):
-        run(pe_checks.token_embedding_module, lambda **kw: TokenEmbedding(**kw, scale=scale))
+        run(pe_checks.token_embedding_module, lambda *a, **kw: TokenEmbedding(*a, **kw, scale=scale))
 
 
 def test_reference_encoding_has_the_offset_property():

@@ -42,7 +42,7 @@ class Block(nn.Module):
 
 
 def block(kind):
-    return lambda **kw: Block(**kw, kind=kind)
+    return lambda *a, **kw: Block(*a, **kw, kind=kind)
 
 
 def test_correct_block_passes():
@@ -121,7 +121,7 @@ class Sublayer(nn.Module):
 
 def sublayer(kind):
     """The adapter of the hidden test around a SublayerConnection of this kind."""
-    return eval(rs.SUBLAYER_ADAPTER, {"torch": torch, "SublayerConnection": lambda **kw: Sublayer(**kw, kind=kind)})
+    return eval(rs.SUBLAYER_ADAPTER, {"torch": torch, "SublayerConnection": lambda *a, **kw: Sublayer(*a, **kw, kind=kind)})
 
 
 def test_sublayer_connection():

@@ -29,6 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from . import contract
+
 Outputs = tuple  # a tuple of tensors (and floats) returned by the learner's code
 
 
@@ -80,12 +82,30 @@ class Case:
 
 @dataclass(frozen=True)
 class Check:
-    """A named group of cases for one target; one hidden test cell runs one check."""
+    """A named group of cases for one target; one hidden test cell runs one check.
+
+    The target is called positionally except for the keyword arguments the
+    contract names (:mod:`.contract`): ``args`` (for a module, its forward's)
+    and ``init_args`` (its constructor's) are the names passed by position,
+    by default the required parameters of ``target`` in
+    :data:`.contract.SIGNATURES`; a check whose target is a wrapper of its
+    own (called by keyword) sets them to ``()``.
+    """
 
     name: str
     target: str
     cases: Sequence[Case]
     kind: str = "function"  # or "module"
+    args: tuple[str, ...] | None = None
+    init_args: tuple[str, ...] | None = None
+
+    def positional(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(args, init_args)``: the names passed by position to the call and the constructor."""
+        if self.kind == "module":
+            args = self.args if self.args is not None else contract.positional(self.target, "forward")
+            init = self.init_args if self.init_args is not None else contract.positional(self.target)
+            return args, init
+        return (self.args if self.args is not None else contract.positional(self.target)), ()
 
 
 def as_outputs(value: Any) -> Outputs:
@@ -169,26 +189,31 @@ def trusted_state(reported: Mapping[str, Any], seed: int) -> dict:
 
 
 def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping[str, Any] | None = None,
-                init_seed: int = 0, mode: str = "eval", seed: int | None = None):
+                init_seed: int = 0, mode: str = "eval", seed: int | None = None,
+                args: Sequence[str] = (), init_args: Sequence[str] = ()):
     """Run the learner's ``target`` on ``inputs``: a function is called with them;
     a module class is built with ``init`` after ``torch.manual_seed(init_seed)``,
     given the state drawn from ``seed`` (unless None, :func:`draw_state`), put
-    in ``mode`` ("eval" or "train") and called with them.
+    in ``mode`` ("eval" or "train") and called with them. The inputs named in
+    ``args`` (the constructor's in ``init_args``) are passed by position, in
+    that order, the others by keyword (:meth:`Check.positional`).
 
     Returns ``(outputs, state)``: a tuple of outputs and, for modules, the
     module's ``state_dict`` (``None`` for functions).
     """
+    call_args, call_kwargs = contract.bind(clone_inputs(inputs), tuple(args))
     if kind == "module":
         torch.manual_seed(init_seed)
-        module = target(**(init or {}))
+        init_pos, init_kw = contract.bind(dict(init or {}), tuple(init_args))
+        module = target(*init_pos, **init_kw)
         if seed is not None:
             draw_state(module, seed)
         module.train(mode == "train")
         with torch.no_grad():
-            value = module(**clone_inputs(inputs))
+            value = module(*call_args, **call_kwargs)
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         return as_outputs(value), state
-    return as_outputs(target(**clone_inputs(inputs))), None
+    return as_outputs(target(*call_args, **call_kwargs)), None
 
 
 def _expected(check: Check, case: Case, compute: Callable, inputs, state) -> Outputs:
@@ -299,7 +324,8 @@ def run_case(check: Check, case: Case, target: Any) -> None:
     inputs = make_inputs(case)
     seed = state_seed(check, case)
     try:
-        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed)
+        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed,
+                                 *check.positional())
     except Exception as exc:
         if case.raises:
             return judge_error(check, case, f"{type(exc).__name__}: {exc}")

@@ -217,9 +217,9 @@ mask_tokens_proportions = Check(
 
 def returning_input(mask_tokens):
     """Wrap ``mask_tokens`` so that it also returns its input_ids after the call."""
-    def wrapped(input_ids, **kw):
+    def wrapped(input_ids, mask_token_id, vocab_size, **kw):
         mine = input_ids.clone()
-        corrupted, labels = mask_tokens(mine, **kw)
+        corrupted, labels = mask_tokens(mine, mask_token_id, vocab_size, **kw)
         return corrupted, labels, mine
     return wrapped
 
@@ -394,6 +394,7 @@ def _freeze_mistake(apply):
 freeze_all = Check(
     name="freeze_all",
     target="freeze_",
+    args=(),  # on_tiny_model's wrapper, called by keyword
     cases=[Case(name="a small model with nested submodules", inputs=lambda g: dict(frozen=(), what="freeze"),
                 reference=lambda frozen, what: 0,
                 outputs=("number of parameters with requires_grad=True",), atol=0, rtol=0,
@@ -418,6 +419,7 @@ def _count(select):
 count_trainable = Check(
     name="count_trainable",
     target="count_trainable_parameters",
+    args=(),  # on_tiny_model's wrapper, called by keyword
     cases=[Case(name=f"a small model with tied weights, {'nothing' if not frozen else ', '.join(frozen)} frozen",
                 inputs=lambda g, frozen=frozen: dict(frozen=frozen, what="count"),
                 reference=_count(lambda m: [p.numel() for p in m.parameters() if p.requires_grad]),

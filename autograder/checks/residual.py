@@ -298,6 +298,7 @@ def _sublayer_inputs(shape, dropout):
 sublayer_connection_post_ln = Check(
     name="sublayer_connection_post_ln",
     target="SublayerConnection",
+    args=(),  # the hidden test's wrapper, called by keyword
     cases=[Case(name=f"d_model={shape[-1]}, x {list(shape)}" + (f", dropout={p} in eval mode" if p else ""),
                 inputs=_sublayer_inputs(shape, p), seed=730 + i,
                 reference=reference_sublayer_connection, atol=1e-4, rtol=1e-4,

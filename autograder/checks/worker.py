@@ -44,7 +44,8 @@ def main() -> None:
             target = eval(request["target"], scope)  # noqa: S307 (the expression comes from the grader)
             outputs, state = call_target(request["kind"], target, decode(request["inputs"]),
                                          request.get("init"), request.get("init_seed", 0),
-                                         request.get("mode", "eval"), request.get("state_seed"))
+                                         request.get("mode", "eval"), request.get("state_seed"),
+                                         *request.get("positional", ((), ())))
             reply["outputs"], reply["state"] = encode(list(outputs)), encode(state)
         except BaseException as exc:  # the learner's code may raise anything, SystemExit included
             reply["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
