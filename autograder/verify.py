@@ -22,7 +22,8 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
-from .checks.core import Check, clone_inputs, judge, judge_error, make_inputs, raised_message, state_seed
+from .checks.core import (Check, clone_inputs, grad_inputs, grad_seed, judge, judge_error, judge_gradients, make_inputs,
+                          raised_message, state_seed)
 from .builtin_use import inspect
 from .checks.wire import WireError, decode, encode
 from .sandbox import Sandbox
@@ -103,18 +104,20 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
         for call in grade_calls:
             for case in call.check.cases:
                 inputs, seed = make_inputs(case, salt), state_seed(call.check, case, salt)
-                plan.append((grade_id, call.check, case, inputs, seed))
+                cotangents = grad_seed(call.check, case, salt)
+                plan.append((grade_id, call.check, case, inputs, seed, cotangents))
                 requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
                                  "modules": dict(call.modules),
                                  "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
                                  "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs)),
-                                 "positional": call.check.positional()})
+                                 "positional": call.check.positional(), "grad_seed": cotangents,
+                                 "grad_inputs": grad_inputs(case)})
     replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
     verdicts: dict[str, Verdict] = {}
-    for request_id, (grade_id, check, case, inputs, seed) in enumerate(plan):
+    for request_id, (grade_id, check, case, inputs, seed, cotangents) in enumerate(plan):
         if grade_id in verdicts:
             continue  # the first failing case decides the cell
-        verdict = _judge_reply(check, case, inputs, seed, replies.get(request_id), failure)
+        verdict = _judge_reply(check, case, inputs, seed, cotangents, replies.get(request_id), failure)
         if verdict.status != "passed":
             verdicts[grade_id] = verdict
     verdicts = {g: verdicts.get(g, Verdict("passed")) for g in calls}
@@ -137,7 +140,7 @@ def _enforce_no_builtin(verdict: Verdict, cells: list[str], targets: set[str]) -
             verdict.review = finding.message
 
 
-def _judge_reply(check, case, inputs, seed, reply, failure) -> Verdict:
+def _judge_reply(check, case, inputs, seed, cotangents, reply, failure) -> Verdict:
     if reply is None:
         return Verdict(failure[0], f"{check.target} ({case.name}): no result: {failure[1]}")
     if case.raises:
@@ -151,10 +154,13 @@ def _judge_reply(check, case, inputs, seed, reply, failure) -> Verdict:
     try:
         outputs = decode(reply["outputs"])
         state = decode(reply["state"])
+        grads = decode(reply["grads"]) if cotangents is not None else None
     except (KeyError, WireError) as exc:
         return Verdict("failed", f"{check.target} ({case.name}): its outputs could not be read ({exc})")
     try:
         judge(check, case, inputs, outputs, state, seed)
+        if cotangents is not None:
+            judge_gradients(check, case, inputs, state, seed, grads, cotangents)
     except AssertionError as exc:
         return Verdict("failed", str(exc))
     except Exception as exc:  # a reference that cannot digest what the learner returned

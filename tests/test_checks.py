@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from autograder.checks import run
-from autograder.checks.core import draw_state, run_case, trusted_state
+from autograder.checks.core import call_target, draw_state, judge, make_inputs, run_case, trusted_state
 from autograder.checks import scaled_attention as sa
 
 
@@ -48,7 +48,12 @@ def test_inputs_modified_in_place_do_not_change_the_reference():
         out = attention()(queries, keys, values)
         queries.zero_()
         return out
-    run(sa.sdpa_matches_builtin, zeroing)  # the reference uses its own copies
+    case = sa.sdpa_matches_builtin.cases[0]
+    inputs = make_inputs(case)
+    got, _ = call_target("function", zeroing, inputs, args=("queries", "keys", "values"))
+    judge(sa.sdpa_matches_builtin, case, inputs, got)  # the reference uses its own copies
+    with pytest.raises(AssertionError, match="modifies an input in place"):  # which the contract forbids
+        run(sa.sdpa_matches_builtin, zeroing)
 
 
 class V1(nn.Module):

@@ -78,6 +78,9 @@ class Case:
     measure: Callable[[Outputs, Mapping[str, Any]], Any] | None = None
     raises: str = ""
     error_names: str = ""
+    # Gradients checked: True for every differentiable input (:func:`differentiable`), a tuple
+    # of input names for only those, False where the reference is not differentiable.
+    grad: bool | tuple[str, ...] = True
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,8 @@ def trusted_state(reported: Mapping[str, Any], seed: int) -> dict:
 
 def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping[str, Any] | None = None,
                 init_seed: int = 0, mode: str = "eval", seed: int | None = None,
-                args: Sequence[str] = (), init_args: Sequence[str] = ()):
+                args: Sequence[str] = (), init_args: Sequence[str] = (), grad_seed: int | None = None,
+                grad_inputs: Sequence[str] | None = None):
     """Run the learner's ``target`` on ``inputs``: a function is called with them;
     a module class is built with ``init`` after ``torch.manual_seed(init_seed)``,
     given the state drawn from ``seed`` (unless None, :func:`draw_state`), put
@@ -199,9 +203,12 @@ def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping
     that order, the others by keyword (:meth:`Check.positional`).
 
     Returns ``(outputs, state)``: a tuple of outputs and, for modules, the
-    module's ``state_dict`` (``None`` for functions).
+    module's ``state_dict`` (``None`` for functions). With ``grad_seed``, it
+    then calls the target once more with gradients on and returns
+    ``(outputs, state, gradients)`` (:func:`learner_gradients`).
     """
     call_args, call_kwargs = contract.bind(clone_inputs(inputs), tuple(args))
+    module = None
     if kind == "module":
         torch.manual_seed(init_seed)
         init_pos, init_kw = contract.bind(dict(init or {}), tuple(init_args))
@@ -212,8 +219,138 @@ def call_target(kind: str, target: Any, inputs: Mapping[str, Any], init: Mapping
         with torch.no_grad():
             value = module(*call_args, **call_kwargs)
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        return as_outputs(value), state
-    return as_outputs(target(*call_args, **call_kwargs)), None
+        result = (as_outputs(value), state)
+    else:
+        result = (as_outputs(target(*call_args, **call_kwargs)), None)
+    if grad_seed is None:
+        return result
+    try:
+        grads = learner_gradients(module or target, inputs, args, grad_seed, module is not None, grad_inputs)
+    except Exception as exc:
+        grads = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    return (*result, grads)
+
+
+def differentiable(inputs: Mapping[str, Any], names: Sequence[str] | None = None) -> list[str]:
+    """The inputs gradients are checked for: ``names`` (:attr:`Case.grad`), or
+    else the floating-point tensors but running statistics (updated in place,
+    never differentiated)."""
+    if names is not None:
+        return list(names)
+    return [k for k, v in inputs.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and k not in DRAWN_BUFFERS]
+
+
+def cotangent_loss(outputs: Outputs, grad_seed: int):
+    """sum_i <output_i, c_i> with random c_i drawn from ``grad_seed`` for each
+    floating-point output (drawn for every one, so both sides draw alike);
+    None when no output depends on anything that requires a gradient."""
+    g = torch.Generator().manual_seed(grad_seed)
+    loss = None
+    for out in outputs:
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            c = torch.randn(out.shape, generator=g, dtype=out.dtype)
+            if out.requires_grad:
+                loss = (out * c).sum() if loss is None else loss + (out * c).sum()
+    return loss
+
+
+def gradients(loss, leaves: Mapping[str, torch.Tensor]) -> dict:
+    """name -> d loss / d leaf, None where no gradient reaches the leaf."""
+    wanted = {k: v for k, v in leaves.items() if v.requires_grad}
+    grads = dict.fromkeys(leaves)
+    if loss is not None and wanted:
+        found = torch.autograd.grad(loss, list(wanted.values()), allow_unused=True)
+        grads.update({k: None if g is None else g.detach() for k, g in zip(wanted, found)})
+    return grads
+
+
+def learner_gradients(call, inputs: Mapping[str, Any], args: Sequence[str], grad_seed: int, is_module: bool,
+                      names: Sequence[str] | None = None) -> dict:
+    """Gradients of :func:`cotangent_loss` through the learner's function or
+    module (built and in its mode) with respect to the inputs ``names``
+    (:func:`differentiable`) and the module's parameters:
+    ``{"input x": ..., "parameter W_q.weight": ...}``."""
+    leaves = clone_inputs(inputs)
+    for name in differentiable(leaves, names):
+        leaves[name].requires_grad_(True)
+    call_args, call_kwargs = contract.bind(leaves, tuple(args))
+    with torch.enable_grad():
+        loss = cotangent_loss(as_outputs(call(*call_args, **call_kwargs)), grad_seed)
+    named = {f"input {k}": leaves[k] for k in differentiable(leaves, names)}
+    if is_module:
+        named.update({f"parameter {k}": p for k, p in call.named_parameters() if p.is_floating_point()})
+    return gradients(loss, named)
+
+
+def grad_inputs(case: Case) -> list[str] | None:
+    """The input names of :attr:`Case.grad` (None: every differentiable input)."""
+    return None if case.grad is True else list(case.grad or ())
+
+
+def wants_gradients(check: Check, case: Case) -> bool:
+    """Whether a case's gradients are checked: a reference value compared in
+    evaluation mode (not a property, a seed oracle or bad arguments)."""
+    return bool(case.grad) and not (case.raises or case.measure or case.keep_init or case.mode != "eval")
+
+
+def judge_gradients(check: Check, case: Case, inputs: Mapping[str, Any], state, seed: int | None,
+                    grads: Mapping[str, Any], grad_seed: int) -> None:
+    """Compare the learner's gradients (:func:`learner_gradients`) with the
+    reference's, computed here by autograd through ``case.reference`` on this
+    process's copies of the inputs and of the trusted state. A gradient the
+    reference has and the learner's code does not is named; where the
+    reference has none, nothing is required. Raises AssertionError."""
+    where = f"{check.target} ({case.name})"
+    if "error" in grads:
+        if "in-place operation" in grads["error"]:
+            raise AssertionError(f"{where} modifies an input in place (COURSE_SPEC.md: inputs are never "
+                                 f"modified in place unless stated); autograd says {grads['error']}")
+        raise AssertionError(f"{where}: computing its gradients raised {grads['error']}")
+    names = grad_inputs(case)
+    leaves = clone_inputs(inputs)
+    for name in differentiable(leaves, names):
+        leaves[name].requires_grad_(True)
+    named = {f"input {k}": leaves[k] for k in differentiable(leaves, names)}
+    args = ()
+    if check.kind == "module":
+        state = dict(trusted_state(state, seed) if seed is not None else state)
+        made: dict[int, torch.Tensor] = {}  # tied entries stay one tensor, so their gradients add up
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and (f"parameter {key}" in grads or id(value) in made):
+                state[key] = made.setdefault(id(value), value.detach().requires_grad_(True))
+                if f"parameter {key}" in grads:
+                    named[f"parameter {key}"] = state[key]
+        args = (state,)
+    with torch.enable_grad():
+        loss = cotangent_loss(as_outputs(case.reference(*args, **leaves)), grad_seed)
+    want = gradients(loss, named)
+    atol, rtol = 10 * case.atol + 1e-5, 10 * case.rtol
+    for name, w in want.items():
+        if w is None:
+            continue
+        g = grads.get(name)
+        if not isinstance(g, torch.Tensor):
+            raise AssertionError(f"{where}: no gradient flows back to {name}, so it could not be trained: "
+                                 f"the output is cut off from it (torch.no_grad, .detach(), .item(), .numpy(), "
+                                 f"torch.tensor(...) of a result, or an integer or boolean detour break the graph)")
+        if tuple(g.shape) != tuple(w.shape) or not torch.allclose(g, w, atol=atol, rtol=rtol):
+            diff = (g - w).abs().max().item() if g.shape == w.shape else "shape " + str(list(g.shape))
+            raise AssertionError(f"{where}: the gradient with respect to {name} differs from the reference's "
+                                 f"(max abs difference {diff if isinstance(diff, str) else f'{diff:.3g}'}), "
+                                 f"although the outputs match: a value is computed outside autograd "
+                                 f"(in place on a detached copy, or through a constant)")
+
+
+def put(module: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Make ``value`` itself the parameter ``name`` (dotted) of ``module``, in
+    place of a copy, so that a reference built from a PyTorch module passes
+    gradients back to the state it was given."""
+    *path, leaf = name.split(".")
+    for part in path:
+        module = getattr(module, part)
+    delattr(module, leaf)
+    setattr(module, leaf, value)
 
 
 def _expected(check: Check, case: Case, compute: Callable, inputs, state) -> Outputs:
@@ -319,13 +456,19 @@ def judge_error(check: Check, case: Case, error: str | None) -> None:
                              f"{case.error_names}; it says {message[:300]!r}")
 
 
+def grad_seed(check: Check, case: Case, salt: int = 0) -> int | None:
+    """The seed of the cotangents a case's gradients are taken with (None: not checked)."""
+    return case.seed + salt + 7919 if wants_gradients(check, case) else None
+
+
 def run_case(check: Check, case: Case, target: Any) -> None:
-    """Run one case in this process: call the target, then judge its outputs."""
+    """Run one case in this process: call the target, then judge its outputs
+    (and gradients, :func:`wants_gradients`)."""
     inputs = make_inputs(case)
-    seed = state_seed(check, case)
+    seed, cotangents = state_seed(check, case), grad_seed(check, case)
     try:
-        got, state = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed,
-                                 *check.positional())
+        got, state, *grads = call_target(check.kind, target, inputs, case.init, case.init_seed, case.mode, seed,
+                                         *check.positional(), grad_seed=cotangents, grad_inputs=grad_inputs(case))
     except Exception as exc:
         if case.raises:
             return judge_error(check, case, f"{type(exc).__name__}: {exc}")
@@ -333,6 +476,8 @@ def run_case(check: Check, case: Case, target: Any) -> None:
     if case.raises:
         judge_error(check, case, None)
     judge(check, case, inputs, got, state, seed)
+    if grads:
+        judge_gradients(check, case, inputs, state, seed, grads[0], cotangents)
 
 
 def raised_message(check: Check, case: Case, error: str) -> str:

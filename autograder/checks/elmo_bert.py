@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Case, Check, Mistake, child_generator
+from .core import Case, Check, Mistake, child_generator, put
 from .multi_head import copy_into_builtin
 
 
@@ -250,11 +250,10 @@ def _builtin_layer(state, num_heads, dim_feedforward, activation, norm_first=Fal
     d_model = state["norm1.weight"].shape[0]
     layer = nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout=0.0, activation=activation,
                                        batch_first=True, norm_first=norm_first)
-    with torch.no_grad():
-        copy_into_builtin(layer.self_attn, state, "self_attn")
-        for name in ("linear1", "linear2", "norm1", "norm2"):
-            getattr(layer, name).weight.copy_(state[f"{name}.weight"])
-            getattr(layer, name).bias.copy_(state[f"{name}.bias"])
+    copy_into_builtin(layer.self_attn, state, "self_attn")
+    for name in ("linear1", "linear2", "norm1", "norm2"):
+        put(layer, f"{name}.weight", state[f"{name}.weight"])
+        put(layer, f"{name}.bias", state[f"{name}.bias"])
     return layer.eval()
 
 
@@ -264,8 +263,7 @@ def reference_encoder_layer(num_heads, dim_feedforward, activation="gelu", norm_
         pad = None
         if padding_mask is not None:
             pad = padding_mask if invert else ~padding_mask
-        with torch.no_grad():
-            return layer(x, src_key_padding_mask=pad)
+        return layer(x, src_key_padding_mask=pad)
     return output
 
 
@@ -273,10 +271,9 @@ def _no_residual(num_heads, dim_feedforward, activation="gelu"):
     def output(state, x, padding_mask=None):
         layer = _builtin_layer(state, num_heads, dim_feedforward, activation)
         pad = None if padding_mask is None else ~padding_mask
-        with torch.no_grad():
-            a = layer.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
-            h = layer.norm1(x + a)
-            return layer.norm2(layer.linear2(layer.activation(layer.linear1(h))))
+        a = layer.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+        h = layer.norm1(x + a)
+        return layer.norm2(layer.linear2(layer.activation(layer.linear1(h))))
     return output
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import masks
-from .core import Case, Check, Mistake
+from .core import Case, Check, Mistake, put
 
 
 # ---------------------------------------------------------------- split / merge
@@ -83,12 +83,11 @@ def copy_into_builtin(mha: nn.MultiheadAttention, state, prefix: str = "") -> No
     ``prefix``) into ``nn.MultiheadAttention``: in_proj = cat(W_q, W_k, W_v),
     out_proj = W_o (COURSE_SPEC.md, 05_multi_head)."""
     p = f"{prefix}." if prefix else ""
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([state[f"{p}W_{n}.weight"] for n in "qkv"]))
-        mha.out_proj.weight.copy_(state[f"{p}W_o.weight"])
-        if mha.in_proj_bias is not None:
-            mha.in_proj_bias.copy_(torch.cat([state[f"{p}W_{n}.bias"] for n in "qkv"]))
-            mha.out_proj.bias.copy_(state[f"{p}W_o.bias"])
+    put(mha, "in_proj_weight", torch.cat([state[f"{p}W_{n}.weight"] for n in "qkv"]))
+    put(mha, "out_proj.weight", state[f"{p}W_o.weight"])
+    if mha.in_proj_bias is not None:
+        put(mha, "in_proj_bias", torch.cat([state[f"{p}W_{n}.bias"] for n in "qkv"]))
+        put(mha, "out_proj.bias", state[f"{p}W_o.bias"])
 
 
 def _builtin(state, num_heads):
@@ -112,9 +111,8 @@ def reference_mha(num_heads):
     def output(state, query, key, value, mask=None):
         mha = _builtin(state, num_heads)
         B, t_q, t_k = query.shape[0], query.shape[1], key.shape[1]
-        with torch.no_grad():
-            out, weights = mha(query, key, value, attn_mask=_attn_mask(mask, B, num_heads, t_q, t_k),
-                               need_weights=True, average_attn_weights=False)
+        out, weights = mha(query, key, value, attn_mask=_attn_mask(mask, B, num_heads, t_q, t_k),
+                           need_weights=True, average_attn_weights=False)
         return out, weights
     return output
 

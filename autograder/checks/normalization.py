@@ -236,10 +236,8 @@ batch_norm_eval = Check(
 # ------------------------------------------------------------------ LayerNorm
 def _state_ln(state, x):
     """The learner's state loaded into ``nn.LayerNorm`` (KeyError if a name is missing)."""
-    d = x.shape[-1]
-    ln = nn.LayerNorm(d)
-    ln.load_state_dict({"weight": state["weight"], "bias": state["bias"]})
-    return ln(x).detach()
+    return torch.func.functional_call(nn.LayerNorm(x.shape[-1]), {"weight": state["weight"], "bias": state["bias"]},
+                                      (x,))
 
 
 def _fresh_ln(state, x):

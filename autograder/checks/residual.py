@@ -99,10 +99,12 @@ def reference_block(in_channels, out_channels, stride, training):
             if key not in state:
                 raise KeyError(DOWNSAMPLE_KEY if key.startswith("downsample") else key)
             wanted[key] = state[key]
-        ref.load_state_dict(wanted)
         ref.train(training)
-        with torch.no_grad():
-            return ref(x)
+        # functional_call runs the block on the state's own parameters (so gradients reach them)
+        # and on copies of its running statistics (training mode updates them in place).
+        buffers = {k for k, _ in ref.named_buffers()}
+        return torch.func.functional_call(ref, {k: v.clone() if k in buffers else v for k, v in wanted.items()},
+                                          (x,))
     return reference
 
 
@@ -302,7 +304,7 @@ sublayer_connection_post_ln = Check(
     cases=[Case(name=f"d_model={shape[-1]}, x {list(shape)}" + (f", dropout={p} in eval mode" if p else ""),
                 inputs=_sublayer_inputs(shape, p), seed=730 + i,
                 reference=reference_sublayer_connection, atol=1e-4, rtol=1e-4,
-                mistakes=SUBLAYER_MISTAKES,
+                mistakes=SUBLAYER_MISTAKES, grad=("x", "weight", "bias"),  # the norm's are loaded, not passed
                 hint_on_error="The test builds SublayerConnection(d_model, dropout), loads norm.weight "
                               "and norm.bias, and calls it in eval mode as module(x, sublayer).")
            for i, (shape, p) in enumerate([((2, 5, 8), 0.0), ((3, 4, 16), 0.0), ((2, 6, 8), 0.3)])],

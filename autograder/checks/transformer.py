@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import masks
-from .core import Case, Check, Mistake
+from .core import Case, Check, Mistake, put
 from .multi_head import copy_into_builtin
 from .positional_encoding import reference_pe
 
@@ -40,8 +40,8 @@ def _cross_prefix(state, prefix=""):
 # ---------------------------------------------------------------- reference decoder layer
 def _copy_common(layer, state, prefix, norms):
     for name in ("linear1", "linear2") + norms:
-        getattr(layer, name).weight.copy_(state[f"{prefix}{name}.weight"])
-        getattr(layer, name).bias.copy_(state[f"{prefix}{name}.bias"])
+        put(layer, f"{name}.weight", state[f"{prefix}{name}.weight"])
+        put(layer, f"{name}.bias", state[f"{prefix}{name}.bias"])
 
 
 def builtin_decoder_layer(state, num_heads, prefix=""):
@@ -49,10 +49,9 @@ def builtin_decoder_layer(state, num_heads, prefix=""):
     d_model = state[f"{prefix}norm1.weight"].shape[0]
     dff = state[f"{prefix}linear1.weight"].shape[0]
     layer = nn.TransformerDecoderLayer(d_model, num_heads, dff, dropout=0.0, batch_first=True, norm_first=False)
-    with torch.no_grad():
-        copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
-        copy_into_builtin(layer.multihead_attn, state, prefix + _cross_prefix(state, prefix))
-        _copy_common(layer, state, prefix, ("norm1", "norm2", "norm3"))
+    copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
+    copy_into_builtin(layer.multihead_attn, state, prefix + _cross_prefix(state, prefix))
+    _copy_common(layer, state, prefix, ("norm1", "norm2", "norm3"))
     return layer.eval()
 
 
@@ -61,9 +60,8 @@ def builtin_encoder_layer(state, num_heads, prefix=""):
     d_model = state[f"{prefix}norm1.weight"].shape[0]
     dff = state[f"{prefix}linear1.weight"].shape[0]
     layer = nn.TransformerEncoderLayer(d_model, num_heads, dff, dropout=0.0, batch_first=True, norm_first=False)
-    with torch.no_grad():
-        copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
-        _copy_common(layer, state, prefix, ("norm1", "norm2"))
+    copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
+    _copy_common(layer, state, prefix, ("norm1", "norm2"))
     return layer.eval()
 
 
@@ -92,7 +90,7 @@ def reference_decoder_layer(num_heads):
         with torch.enable_grad():
             out = layer(tgt, memory, tgt_mask=_blocked(tgt_mask, num_heads), memory_mask=m_mask,
                         memory_key_padding_mask=m_padding)
-        return out.detach()
+        return out
     return output
 
 
@@ -345,7 +343,7 @@ def reference_model(num_heads, *, causal=True, tied=True, memory_padding=True):
                 y = builtin_decoder_layer(state, num_heads, prefix)(
                     y, memory, tgt_mask=blocked, memory_key_padding_mask=padding if memory_padding else None)
             weight = emb if tied else state["out_proj.weight"]
-            return F.linear(y, weight, None if tied else state.get("out_proj.bias")).detach()
+            return F.linear(y, weight, None if tied else state.get("out_proj.bias"))
     return output
 
 

@@ -42,11 +42,15 @@ def main() -> None:
             scope.update({name: importlib.import_module(module) for name, module in request.get("modules", {}).items()
                           if module.startswith("autograder.checks.")})
             target = eval(request["target"], scope)  # noqa: S307 (the expression comes from the grader)
-            outputs, state = call_target(request["kind"], target, decode(request["inputs"]),
-                                         request.get("init"), request.get("init_seed", 0),
-                                         request.get("mode", "eval"), request.get("state_seed"),
-                                         *request.get("positional", ((), ())))
+            outputs, state, *grads = call_target(request["kind"], target, decode(request["inputs"]),
+                                                 request.get("init"), request.get("init_seed", 0),
+                                                 request.get("mode", "eval"), request.get("state_seed"),
+                                                 *request.get("positional", ((), ())),
+                                                 grad_seed=request.get("grad_seed"),
+                                                 grad_inputs=request.get("grad_inputs"))
             reply["outputs"], reply["state"] = encode(list(outputs)), encode(state)
+            if grads:
+                reply["grads"] = encode(grads[0])
         except BaseException as exc:  # the learner's code may raise anything, SystemExit included
             reply["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
         channel.write(json.dumps(reply) + "\n")
