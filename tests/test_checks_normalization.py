@@ -10,13 +10,13 @@ from autograder.checks import normalization as nz
 
 def with_running_stats(batch_norm):
     """The adapter that the hidden tests pass (see the solution notebook)."""
-    return lambda **kw: (batch_norm(**kw), kw["running_mean"], kw["running_var"])
+    return lambda *args, **kw: (batch_norm(*args, **kw), args[3], args[4])
 
 
 def perturbed(LayerNorm):
     """The factory that the hidden tests pass: random weight and bias after construction."""
-    return lambda **init: (lambda m: (nn.init.normal_(m.weight, 1.0, 0.5), nn.init.normal_(m.bias, 0.0, 0.5),
-                                      m)[-1])(LayerNorm(**init))
+    return lambda *args, **init: (lambda m: (nn.init.normal_(m.weight, 1.0, 0.5), nn.init.normal_(m.bias, 0.0, 0.5),
+                                      m)[-1])(LayerNorm(*args, **init))
 
 
 def esc(phrase):
@@ -90,8 +90,8 @@ def test_batch_norm_mistake_is_named(kind, check, phrase):
 
 
 def test_batch_norm_ignoring_the_flag_is_named():
-    def always_training(**kw):
-        return batch_norm()(**{**kw, "training": True})
+    def always_training(x, gamma, beta, running_mean, running_var, training, **kw):
+        return batch_norm()(x, gamma, beta, running_mean, running_var, True, **kw)
     with pytest.raises(AssertionError, match="training flag is ignored"):
         run(nz.batch_norm_eval, with_running_stats(always_training))
 

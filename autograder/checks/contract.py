@@ -86,6 +86,7 @@ def positional(target: str, member: str = "") -> tuple[str, ...]:
     """The names passed by position when calling ``target`` (``member="forward"``
     for a module's forward): its required parameters; none for a target the
     table does not list (a check's own wrapper, called by keyword)."""
+    target = target.split("(")[0]  # "CausalAttention(...).mask": a wrapper around the constructor
     signature = SIGNATURES.get(f"{target}.{member}" if member else target)
     return parameters(signature)[0] if signature is not None else ()
 

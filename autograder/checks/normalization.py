@@ -220,7 +220,6 @@ batch_norm_training = Check(
 batch_norm_running_stats = Check(
     name="batch_norm_running_stats",
     target="batch_norm",
-    args=(),  # the hidden test's wrapper, called by keyword
     cases=_bn_cases(TRAIN_SPECS, 620, lambda out, inputs: (out[1], out[2]), ("running_mean", "running_var"),
                     lambda **kw: reference_batch_norm(**kw)[1:]),
 )
@@ -228,7 +227,6 @@ batch_norm_running_stats = Check(
 batch_norm_eval = Check(
     name="batch_norm_eval",
     target="batch_norm",
-    args=(),  # the hidden test's wrapper, called by keyword
     cases=_bn_cases(EVAL_SPECS, 630, None, ("output", "running_mean", "running_var"),
                     reference_batch_norm),
 )
@@ -279,7 +277,6 @@ layer_norm_module_loads = Check(
     name="layer_norm_module_loads",
     target="LayerNorm",
     kind="module",
-    init_args=(),  # the hidden test's wrapper, called by keyword
     cases=[_ln_module_case("d_model=8, x [2, 5, 8], state_dict loaded into nn.LayerNorm(8)",
                            (2, 5, 8), 641, reference=_state_ln),
            _ln_module_case("d_model=16, x [3, 4, 16]", (3, 4, 16), 642),

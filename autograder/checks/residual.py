@@ -245,10 +245,10 @@ def sublayer(t, weight, bias):
 # tensors that builds the learner's module, loads the norm's parameters and
 # calls it with the same sublayer as :func:`sublayer` (written out, because
 # only plain data reaches the learner's code).
-SUBLAYER_ADAPTER = """lambda x, weight, bias, norm_weight, norm_bias, **init: (lambda m: (
+SUBLAYER_ADAPTER = """lambda x, weight, bias, norm_weight, norm_bias, d_model, **init: (lambda m: (
         m.norm.load_state_dict({"weight": norm_weight, "bias": norm_bias}),
         m.eval()(x, lambda t: torch.softmax(t @ t.transpose(-2, -1) / t.shape[-1] ** 0.5, dim=-1) @ t @ weight + bias),
-    )[-1])(SublayerConnection(**init))"""
+    )[-1])(SublayerConnection(d_model, **init))"""
 
 
 def _norm(t, norm_weight, norm_bias):
