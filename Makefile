@@ -13,7 +13,11 @@ OUT ?= _grading
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: book test release grade serve clean
+.PHONY: book test release grade serve clean system
+
+# Debian packages (bubblewrap, Chromium, npm, ...) installed when missing, with a line saying which.
+system:
+	@bash tools/install-system-packages
 
 # (Re)create the venv only when requirements.txt changes.
 $(STAMP): requirements.txt
@@ -32,18 +36,18 @@ $(NODE_STAMP): package-lock.json
 # jupyter-cache (book/execute.py); then the strict build: any warning or
 # failing cell fails it, and --all with a removed doctree cache gives a fresh
 # Sphinx state, while executed outputs come from _build/.jupyter_cache.
-book: $(STAMP) $(NODE_STAMP)
+book: system $(STAMP) $(NODE_STAMP)
 	$(PY) book/execute.py
 	rm -rf _build/.doctrees
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
-test: $(STAMP) $(NODE_STAMP)
+test: system $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 release: $(STAMP)
 	$(PY) -m autograder release
 
-grade: $(STAMP)
+grade: system $(STAMP)
 	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) --workers $(WORKERS)
 
 serve: book
