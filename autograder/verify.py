@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import torch
 from nbgrader import utils
 
-from .checks.core import (Check, clone_inputs, grad_inputs, grad_seed, judge, judge_error, judge_gradients, make_inputs,
-                          raised_message, state_seed)
 from .builtin_use import inspect
+from .checks.core import (Check, clone_inputs, describe, grad_inputs, grad_seed, judge, judge_error,
+                          judge_gradients, make_inputs, raised_message, state_seed)
 from .checks.wire import WireError, decode, encode
 from .sandbox import Sandbox
 
@@ -36,6 +37,7 @@ class Verdict:
     status: str   # passed, failed, error, timeout, crashed, missing
     message: str = ""
     review: str = ""  # why a person should look at the cell (the grader could not decide something)
+    error: str = ""   # the exception the learner's code raised ("TypeName: message"), if it raised
 
 
 @dataclass(frozen=True)
@@ -113,17 +115,40 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
                                  "positional": call.check.positional(), "grad_seed": cotangents,
                                  "grad_inputs": grad_inputs(case)})
     replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
-    verdicts: dict[str, Verdict] = {}
+    results: dict[str, list] = {g: [] for g in calls}
     for request_id, (grade_id, check, case, inputs, seed, cotangents) in enumerate(plan):
-        if grade_id in verdicts:
-            continue  # the first failing case decides the cell
         verdict = _judge_reply(check, case, inputs, seed, cotangents, replies.get(request_id), failure)
-        if verdict.status != "passed":
-            verdicts[grade_id] = verdict
-    verdicts = {g: verdicts.get(g, Verdict("passed")) for g in calls}
+        results[grade_id].append((check, case, inputs, verdict))
+    verdicts = {g: _decide(results[g]) for g in calls}
     for grade_id, grade_calls in calls.items():
         _enforce_no_builtin(verdicts[grade_id], cells, {c.check.target for c in grade_calls})
     return verdicts
+
+
+def _decide(results: list) -> Verdict:
+    """The cell's verdict: its first failing case, said in terms of the evidence.
+
+    A known mistake is named only when the outputs matched it (:func:`judge`).
+    A failure (an exception or a wrong shape) on inputs of higher rank than
+    every case that passed says so ("fails for batched inputs ...; works for
+    ..."), instead of a hint about another cause.
+    """
+    failing = [r for r in results if r[3].status != "passed"]
+    if not failing:
+        return Verdict("passed")
+    check, case, inputs, verdict = failing[0]
+    passed = [r[2] for r in results if r[3].status == "passed" and r[0] is check and not r[1].raises]
+    rank, passed_rank = _rank(inputs), max((_rank(p) for p in passed), default=None)
+    if passed_rank is not None and rank > passed_rank and (verdict.error or "has shape" in verdict.message):
+        cause = verdict.error or verdict.message.rsplit(": ", 1)[-1]
+        verdict.message = (f"{check.target} fails for batched inputs ({describe(inputs)}) but works for "
+                           f"{describe(passed[0])}: {cause}. Make it accept any leading batch dimensions "
+                           f"(index the last axes: transpose(-2, -1), dim=-1).")
+    return verdict
+
+
+def _rank(inputs) -> int:
+    return max((v.dim() for v in inputs.values() if isinstance(v, torch.Tensor)), default=0)
 
 
 def _enforce_no_builtin(verdict: Verdict, cells: list[str], targets: set[str]) -> None:
@@ -150,7 +175,8 @@ def _judge_reply(check, case, inputs, seed, cotangents, reply, failure) -> Verdi
             return Verdict("failed", str(exc))
         return Verdict("passed")
     if "error" in reply:
-        return Verdict("error", raised_message(check, case, str(reply["error"])[:500]))
+        error = str(reply["error"])[:500]
+        return Verdict("error", raised_message(check, case, error), error=error)
     try:
         outputs = decode(reply["outputs"])
         state = decode(reply["state"])

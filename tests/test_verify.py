@@ -67,3 +67,33 @@ def test_bad_arguments_must_raise_the_named_error(tmp_path, bad, status):
     source = SPLIT_HEADS.format(bad=bad)
     verdict = verify(calls, [source], Sandbox(enabled=available()), tmp_path)["test_split_heads"]
     assert verdict.status == status, verdict.message
+
+
+ATTENTION_2D_ONLY = '''
+import math
+import torch
+
+def scaled_dot_product_attention(queries, keys, values):
+    weights = torch.softmax(queries @ keys.T / math.sqrt(keys.shape[-1]), dim=-1)  # .T: 2-D only
+    return weights @ values, weights
+'''
+
+
+def test_a_failure_on_batched_inputs_says_so_and_blames_nothing_else(tmp_path):
+    calls = {"test_sdpa": [CheckCall(sa.sdpa_matches_builtin, "scaled_dot_product_attention")]}
+    verdict = verify(calls, [ATTENTION_2D_ONLY], Sandbox(enabled=available()), tmp_path)["test_sdpa"]
+    assert verdict.status == "error"
+    assert "fails for batched inputs (queries[3, 4, 16]" in verdict.message, verdict.message
+    assert "works for queries[4, 8]" in verdict.message
+    assert "wrong operand was transposed" not in verdict.message
+
+
+def test_delegating_to_the_builtin_fails_on_the_trusted_side(tmp_path):
+    calls = {"test_sdpa": [CheckCall(sa.sdpa_matches_builtin, "scaled_dot_product_attention")]}
+    source = ("import math, torch\nimport torch.nn.functional as F\n"
+              "def scaled_dot_product_attention(queries, keys, values):\n"
+              "    w = torch.softmax(queries @ keys.transpose(-2, -1) / math.sqrt(keys.shape[-1]), dim=-1)\n"
+              "    return F.scaled_dot_product_attention(queries, keys, values), w\n")
+    verdict = verify(calls, [source], Sandbox(enabled=available()), tmp_path)["test_sdpa"]
+    assert verdict.status == "failed"
+    assert "torch.nn.functional.scaled_dot_product_attention" in verdict.message

@@ -358,7 +358,7 @@ def _expected(check: Check, case: Case, compute: Callable, inputs, state) -> Out
     return as_outputs(compute(*args, **clone_inputs(inputs)))
 
 
-def _describe(inputs: Mapping[str, Any]) -> str:
+def describe(inputs: Mapping[str, Any]) -> str:
     parts = []
     for k, v in inputs.items():
         parts.append(f"{k}{list(v.shape)}" if isinstance(v, torch.Tensor) else f"{k}={v!r}")
@@ -439,7 +439,7 @@ def judge(check: Check, case: Case, inputs: Mapping[str, Any], got: Outputs, sta
             wrong = as_outputs(case.measure(wrong, inputs))
         if not isinstance(measured, str) and not _mismatch(measured, wrong, case.outputs, case.atol, case.rtol):
             raise AssertionError(f"{check.target} ({case.name}): {mistake.message}")
-    raise AssertionError(f"{check.target} ({case.name}, inputs {_describe(inputs)}): {problem}")
+    raise AssertionError(f"{check.target} ({case.name}, inputs {describe(inputs)}): {problem}")
 
 
 def judge_error(check: Check, case: Case, error: str | None) -> None:
