@@ -29,11 +29,15 @@ reach it; such code is flagged for review instead of being passed silently.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 from .checks.contract import BUILTINS, MATMUL
 
 ROOTS = ("torch", "torchvision")
+# CPython 3.11's parser is not safe in two threads at once ("SystemError: AST
+# constructor recursion depth mismatch"), and worker slots verify in threads.
+_PARSING = threading.Lock()
 DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__", "globals", "vars", "locals", "setattr", "delattr"}
 DYNAMIC_NAMES = {"importlib", "ctypes", "marshal", "pickle", "dill", "cloudpickle", "operator", "builtins", "sys"}
 DYNAMIC_ATTRS = {"__dict__", "__getattribute__", "__code__", "__globals__", "__builtins__", "modules",
@@ -94,7 +98,8 @@ class _Code:
         trees = []
         for source in cells:
             try:
-                trees.append(ast.parse(TransformerManager().transform_cell(source)))
+                with _PARSING:
+                    trees.append(ast.parse(TransformerManager().transform_cell(source)))
             except (SyntaxError, ValueError) as exc:
                 self.unparsable = f"{type(exc).__name__}: {exc}"
         for tree in trees:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import traceback
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -219,6 +220,8 @@ class _Grader:
         try:
             with tempfile.TemporaryDirectory(dir=self.work) as scratch:
                 return self._run(sub, slot, Path(scratch))
+        except Exception as exc:  # a bug of ours must cost this submission its result, not the batch
+            return self._grader_failed(sub, f"{type(exc).__name__}: {exc}", [traceback.format_exc()])
         finally:
             self.slots.put(slot)
 
@@ -246,11 +249,7 @@ class _Grader:
                 slot.server.close()
             verdicts = trusted.result()
         if fault == "grader":
-            outcome = self._zero(sub, "error", f"{report.GRADER_FAILED}, not your code ({_last_error(log)})", logs)
-            outcome.grader_failed = True
-            for cell in outcome.cells:
-                cell.review = f"{report.GRADER_FAILED} twice (not the learner's code): rerun with --resume; {cell.review}"
-            return outcome
+            return self._grader_failed(sub, _last_error(log), logs)
         if fault:
             return self._zero(sub, "crashed", fault, logs)
         notebook = nbformat.read(graded, as_version=4)
@@ -260,6 +259,14 @@ class _Grader:
         self._record(sub, outcome.cells)
         report.annotate(notebook, outcome.cells)
         nbformat.write(notebook, graded)
+        return outcome
+
+    def _grader_failed(self, sub: Submission, reason: str, logs: list[str]) -> Outcome:
+        """A submission left without a result by the grader's own failure (a rerun with --resume grades it)."""
+        outcome = self._zero(sub, "error", f"{report.GRADER_FAILED}, not your code ({reason})", logs)
+        outcome.grader_failed = True
+        for cell in outcome.cells:
+            cell.review = f"{report.GRADER_FAILED} (not the learner's code): rerun with --resume; {cell.review}"
         return outcome
 
     def _keep_log(self, outcome: Outcome, logs: list[str]) -> None:
