@@ -20,6 +20,8 @@ def cosine_similarity_matrix(a, b, eps=1e-8, normalise_b=True):
 
 
 def broadcast_matmul(a, b):
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"a has {a.shape[-1]} columns but b has {b.shape[-2]} rows")
     return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(dim=-2)
 
 
@@ -66,9 +68,13 @@ def test_cosine_missing_eps_is_named():
     lambda a, b: broadcast_matmul(a, b) @ torch.eye(b.shape[-1]),  # hidden in a detour
 ], ids=["at", "torch.matmul", "Tensor.matmul", "einsum", "detour"])
 def test_matmul_builtins_are_refused(product):
-    run(tn.broadcast_matmul_matches_builtin, product)  # the values are right ...
+    def checked(a, b):  # with the contract's ValueError for bad shapes
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError("a's columns do not match b's rows")
+        return product(a, b)
+    run(tn.broadcast_matmul_matches_builtin, checked)  # the values are right ...
     with pytest.raises(AssertionError, match="must not"):  # ... but the route is not
-        run(tn.broadcast_matmul_no_builtin, product)
+        run(tn.broadcast_matmul_no_builtin, checked)
 
 
 def test_bmm_is_refused():

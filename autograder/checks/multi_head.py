@@ -153,9 +153,12 @@ def _mha_mistakes(num_heads):
     )
 
 
-HEAD_AXIS_HINT = ("If this is a shape error with a [B, T_q, T_k] or [B, 1, T_k] mask, the mask "
+# Hints for an exception, each on the cases whose mask it speaks of.
+HEAD_AXIS_HINT = ("If this is a shape error, a [B, T_q, T_k] or [B, 1, T_k] mask "
                   "needs a head axis (mask.unsqueeze(1)) to broadcast over the scores "
                   "[B, h, T_q, T_k].")
+TWO_D_MASK_HINT = ("If this is a shape error, a [T_q, T_k] mask broadcasts over the batch and the heads "
+                   "as it is: only a [B, T_q, T_k] or [B, 1, T_k] mask needs a head axis (mask.unsqueeze(1)).")
 
 
 def _tensors(B, t_q, t_k, d_model, cross, mask_of=None):
@@ -173,13 +176,13 @@ def _tensors(B, t_q, t_k, d_model, cross, mask_of=None):
     return inputs
 
 
-def _mha_case(name, d_model, h, B, t_q, t_k, seed, cross=False, mask_of=None, bias=True, dropout=0.0):
+def _mha_case(name, d_model, h, B, t_q, t_k, seed, cross=False, mask_of=None, bias=True, dropout=0.0, hint=""):
     init = dict(d_model=d_model, num_heads=h, bias=bias)
     if dropout:
         init["dropout"] = dropout
     return Case(name=name, inputs=_tensors(B, t_q, t_k, d_model, cross, mask_of), init=init,
                 init_seed=seed, seed=seed, reference=reference_mha(h), outputs=("output", "weights"),
-                mistakes=_mha_mistakes(h), hint_on_error=HEAD_AXIS_HINT)
+                mistakes=_mha_mistakes(h), hint_on_error=hint)
 
 
 mha_matches_builtin = Check(
@@ -199,13 +202,14 @@ mha_masks = Check(
     target="MultiHeadAttention",
     kind="module",
     cases=[
-        _mha_case("causal mask [5, 5], d_model=8, 2 heads, B=2", 8, 2, 2, 5, 5, 530, mask_of=masks.causal(5)),
+        _mha_case("causal mask [5, 5], d_model=8, 2 heads, B=2", 8, 2, 2, 5, 5, 530, mask_of=masks.causal(5),
+                  hint=TWO_D_MASK_HINT),
         _mha_case("per-example mask [2, 4, 4] with B = num_heads = 2", 8, 2, 2, 4, 4, 531,
-                  mask_of=masks.per_example(2, 4, 4)),
+                  mask_of=masks.per_example(2, 4, 4), hint=HEAD_AXIS_HINT),
         _mha_case("padding mask [3, 1, 6], cross-attention, 3 heads, B=3", 12, 3, 3, 4, 6, 532, cross=True,
-                  mask_of=masks.padding([6, 2, 4], 6)),
+                  mask_of=masks.padding([6, 2, 4], 6), hint=HEAD_AXIS_HINT),
         _mha_case("per-example mask [2, 5, 5] with B=2, 4 heads", 16, 4, 2, 5, 5, 533,
-                  mask_of=masks.per_example(2, 5, 5)),
+                  mask_of=masks.per_example(2, 5, 5), hint=HEAD_AXIS_HINT),
     ],
 )
 

@@ -240,7 +240,10 @@ broadcast_matmul_matches_builtin = Check(
     target="broadcast_matmul",
     cases=[Case(name=f"a {list(sa)} x b {list(sb)}", inputs=_mm(sa, sb), reference=reference_matmul,
                 seed=130 + i, atol=1e-5, rtol=1e-4, mistakes=MATMUL_MISTAKES, hint_on_error=SHAPE_HINT)
-           for i, (sa, sb) in enumerate(MATMUL_SHAPES)],
+           for i, (sa, sb) in enumerate(MATMUL_SHAPES)]
+    # COURSE_SPEC.md: bad arguments raise ValueError (the solution's message names a and b)
+    + [Case(name="a [2, 3] x b [4, 5]: a's 3 columns do not match b's 4 rows", inputs=_mm((2, 3), (4, 5)),
+            reference=None, seed=136, raises="ValueError")],
 )
 
 broadcast_matmul_no_builtin = Check(

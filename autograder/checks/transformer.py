@@ -44,11 +44,12 @@ def _copy_common(layer, state, prefix, norms):
         put(layer, f"{name}.bias", state[f"{prefix}{name}.bias"])
 
 
-def builtin_decoder_layer(state, num_heads, prefix=""):
+def builtin_decoder_layer(state, num_heads, prefix="", activation="relu"):
     """nn.TransformerDecoderLayer (post-LN, relu, batch_first) with the learner's weights."""
     d_model = state[f"{prefix}norm1.weight"].shape[0]
     dff = state[f"{prefix}linear1.weight"].shape[0]
-    layer = nn.TransformerDecoderLayer(d_model, num_heads, dff, dropout=0.0, batch_first=True, norm_first=False)
+    layer = nn.TransformerDecoderLayer(d_model, num_heads, dff, dropout=0.0, activation=activation,
+                                       batch_first=True, norm_first=False)
     copy_into_builtin(layer.self_attn, state, f"{prefix}self_attn")
     copy_into_builtin(layer.multihead_attn, state, prefix + _cross_prefix(state, prefix))
     _copy_common(layer, state, prefix, ("norm1", "norm2", "norm3"))
@@ -120,7 +121,7 @@ def _ln(state, name, x):
 def manual_decoder_layer(state, num_heads, tgt, memory, tgt_mask=None, memory_mask=None, *, prefix="",
                          kv="memory", q_from_memory=False, use_tgt_mask=True, invert=False,
                          swap_masks=False, norm_first=False, residual=True,
-                         norms=("norm1", "norm2", "norm3"), relu=True):
+                         norms=("norm1", "norm2", "norm3"), activation="relu"):
     """A post-LN decoder layer written out by hand; the keyword arguments make it wrong
     in one known way each (they default to the right layer)."""
     if invert:
@@ -143,7 +144,7 @@ def manual_decoder_layer(state, num_heads, tgt, memory, tgt_mask=None, memory_ma
 
     def ff_block(x):
         hidden = F.linear(x, state[f"{prefix}linear1.weight"], state[f"{prefix}linear1.bias"])
-        hidden = F.relu(hidden) if relu else hidden
+        hidden = {"relu": F.relu, "gelu": F.gelu, None: lambda h: h}[activation](hidden)
         return F.linear(hidden, state[f"{prefix}linear2.weight"], state[f"{prefix}linear2.bias"])
 
     x = tgt
@@ -182,6 +183,8 @@ NO_RESIDUAL = ("a residual connection is missing: each sub-layer is wrapped as "
 NORM_ORDER = ("the LayerNorms are used in the wrong places: norm1 follows the self-attention, "
               "norm2 the cross-attention and norm3 the feed-forward network")
 NO_RELU = "the feed-forward network has no ReLU between linear1 and linear2"
+GELU = ("the feed-forward network uses GELU (as BERT and GPT do); the original Transformer's decoder "
+        "layer, like nn.TransformerDecoderLayer's default, uses ReLU: linear2(relu(linear1(x)))")
 
 
 def _decoder_mistakes(num_heads):
@@ -195,7 +198,8 @@ def _decoder_mistakes(num_heads):
         Mistake("no_residual", _variant(num_heads, residual=False), NO_RESIDUAL),
         Mistake("norm1_everywhere", _variant(num_heads, norms=("norm1",) * 3), NORM_ORDER),
         Mistake("norms_reversed", _variant(num_heads, norms=("norm3", "norm2", "norm1")), NORM_ORDER),
-        Mistake("no_relu", _variant(num_heads, relu=False), NO_RELU),
+        Mistake("no_relu", _variant(num_heads, activation=None), NO_RELU),
+        Mistake("gelu", _variant(num_heads, activation="gelu"), GELU),
     )
 
 
@@ -315,12 +319,12 @@ def _layer_indices(state, stack):
     return sorted({int(k.split(".")[1]) for k in state if k.startswith(f"{stack}.")})
 
 
-def reference_model(num_heads, *, causal=True, tied=True, memory_padding=True):
+def reference_model(num_heads, *, causal=True, tied=True, memory_padding=True, activation="relu"):
     """Logits of the tiny Transformer from its state, with nn.Transformer*Layer built-ins.
 
     The keyword arguments make it wrong in one known way each (no causal mask in
     the decoder, an output projection of its own, no padding mask in the
-    cross-attention).
+    cross-attention, another activation in the decoder's feed-forward network).
     """
     def output(state, src, tgt, src_padding_mask=None):
         emb = state["embedding.weight"]
@@ -340,7 +344,7 @@ def reference_model(num_heads, *, causal=True, tied=True, memory_padding=True):
             memory, y = x, embed(tgt)
             for i in _layer_indices(state, "decoder_layers"):
                 prefix = f"decoder_layers.{i}."
-                y = builtin_decoder_layer(state, num_heads, prefix)(
+                y = builtin_decoder_layer(state, num_heads, prefix, activation)(
                     y, memory, tgt_mask=blocked, memory_key_padding_mask=padding if memory_padding else None)
             weight = emb if tied else state["out_proj.weight"]
             return F.linear(y, weight, None if tied else state.get("out_proj.bias"))
@@ -366,6 +370,7 @@ def _model_mistakes(num_heads):
                 "share the embedding's weight (self.out_proj.weight = self.embedding.weight)"),
         Mistake("output_bias", _with_bias(num_heads),
                 "the output projection has a bias: use nn.Linear(d_model, vocab_size, bias=False)"),
+        Mistake("gelu", reference_model(num_heads, activation="gelu"), GELU),
         Mistake("no_memory_padding", reference_model(num_heads, memory_padding=False),
                 "the cross-attention ignores src_padding_mask: pass it to every decoder layer as "
                 "memory_mask (shape [B, 1, S]), so that no query attends to padded source tokens"),
