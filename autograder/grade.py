@@ -59,7 +59,7 @@ class Outcome:
     cells: list[CellResult] = field(default_factory=list)
     problem: str = ""
     log: str = ""               # nbgrader's log kept for this submission, relative to the output folder
-    grader_failed: bool = False  # the grader itself failed (twice); a rerun with --resume grades it again
+    grader_failed: bool = False  # the grader itself failed (after a retry); a rerun with --resume grades it
 
     @property
     def score(self) -> float:
