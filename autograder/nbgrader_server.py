@@ -48,9 +48,9 @@ class NbgraderServer:
         killed the process (and with it the sandboxed kernel); its ``output``
         is the log written during this request.
         """
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0  # before a new process writes
         if self.proc is None:
             self.start()
-        start = self.log_path.stat().st_size
         try:
             self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
             self.proc.stdin.flush()

@@ -30,8 +30,8 @@ def test_nbgrader_server_that_cannot_start_reports_why_and_starts_again(tmp_path
     server = NbgraderServer(["--CourseDirectory.root=" + str(tmp_path / "missing"), "--no-such-flag"], {}, log, 4096)
     try:
         for _ in range(2):  # a dead process is replaced on the next request
-            success, message = server.autograde("03_scaled_attention", "ada", timeout=120)
-            assert not success
+            success, message, died = server.autograde("03_scaled_attention", "ada", timeout=120)
+            assert not success and died
             assert message.startswith("nbgrader stopped unexpectedly") and "no-such-flag" in message
     finally:
         server.close()
