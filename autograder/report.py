@@ -36,8 +36,8 @@ def write_detail(path: Path, outcomes, sandbox: str, kept: list[dict] = ()) -> N
     """grades_detail.csv: one row per graded test cell (COURSE_SPEC.md), sorted
     by student and assignment; ``kept`` rows (from :func:`read_detail`) of
     submissions not graded in this run are written too."""
-    rows = [r for r in kept if not any((o.submission.student, o.submission.assignment)
-                                       == (r["student_id"], r["assignment"]) for o in outcomes)]
+    graded = {(o.submission.student, o.submission.assignment) for o in outcomes}
+    rows = [r for r in kept if (r["student_id"], r["assignment"]) not in graded]
     for outcome in outcomes:
         sub = outcome.submission
         for cell in outcome.cells:
