@@ -5,7 +5,9 @@ short notebook; one process per worker slot pays it once per batch instead of
 once per submission. Each submission is still graded on its own (nbgrader's
 ``Autograde`` converter for one student, as its formgrader API does), and the
 grader kills the process on a timeout and starts another, so one submission
-cannot stop the others.
+cannot stop the others. The learner's kernel executes no hidden test: they
+are removed from the test cells before execution (:class:`autograder.preprocessors.StripHiddenTests`),
+and the trusted verdicts (:mod:`autograder.verify`) grade those cells.
 
 Protocol: a JSON line ``{"assignment": ..., "student": ...}`` on stdin, a JSON
 line ``{"success": bool, "log": str}`` back on stdout.
@@ -119,13 +121,17 @@ def serve(argv: list[str]) -> None:
     from nbgrader.converters import Autograde
     from nbgrader.utils import capture_log
 
+    from .preprocessors import StripHiddenTests
+
     app = AutogradeApp()
     app.initialize(argv)  # nbgrader_config.py from the working folder, then the options
     for line in sys.stdin:
         request = json.loads(line)
         app.coursedir.assignment_id = request["assignment"]
         app.coursedir.student_id = request["student"]
-        result = capture_log(Autograde(coursedir=app.coursedir, parent=app))
+        converter = Autograde(coursedir=app.coursedir, parent=app)
+        converter.autograde_preprocessors = [StripHiddenTests, *converter.autograde_preprocessors]
+        result = capture_log(converter)
         log = result.get("log", "") + result.get("error", "")
         replies.write(json.dumps({"success": result["success"], "log": log}) + "\n")
         replies.flush()

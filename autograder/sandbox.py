@@ -1,8 +1,10 @@
 """Run learner code in a bubblewrap sandbox with resource limits.
 
 Inside the sandbox a process sees a read-only system (/usr, /etc, the Python
-installation and the course's virtual environment), the check library, the
-paths the caller lists, and a private size-limited /tmp; it has no network,
+installation and the course's virtual environment), the grader's learner-side
+package (:mod:`autograder.learner_side`: no reference, no hidden test; importing
+the check library raises an ImportError that says so), the paths the caller
+lists, and a private size-limited /tmp; it has no network,
 its own PID namespace, and runs as an unprivileged user so that the process
 limit holds. Limits are set with ``prlimit`` (CPU seconds, address space,
 processes, file size); the wall clock is the caller's (kill the process group).
@@ -24,6 +26,9 @@ from pathlib import Path
 from .course import REPO
 
 SYSTEM_RO = ["/usr", "/etc"]
+# What `import autograder.checks` finds inside the sandbox: an ImportError that says why.
+CHECKS_INIT = str(REPO / "autograder" / "checks" / "__init__.py")
+CHECKS_STUB = REPO / "autograder" / "learner_side" / "checks_stub.py"
 SYSTEM_LINKS = {"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64", "/sbin": "usr/sbin"}
 
 
@@ -90,6 +95,7 @@ class Sandbox:
         for flag, paths in (("--ro-bind", _python_paths() + list(self.readonly)), ("--bind", self.writable)):
             for path in paths:
                 cmd += _parents(path, made) + [flag, path, path]
+        cmd += _parents(CHECKS_INIT, made) + ["--ro-bind", str(CHECKS_STUB), CHECKS_INIT]
         cmd += ["--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp", "--setenv", "MPLBACKEND", "Agg",
                 "--setenv", "PYTHONPATH", str(REPO), "--unsetenv", "JUPYTER_RUNTIME_DIR",
                 "--unsetenv", "JPY_PARENT_PID"]  # its parent is outside our PID namespace
@@ -101,10 +107,10 @@ class Sandbox:
 
 
 def _python_paths() -> list[str]:
-    """The Python installation, the virtual environment and the check library."""
+    """The Python installation, the virtual environment and the learner-side package."""
     paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
     return sorted(p for p in paths if not p.startswith(("/usr", "/etc"))) + [
-        str(REPO / "autograder" / "__init__.py"), str(REPO / "autograder" / "checks")]
+        str(REPO / "autograder" / "__init__.py"), str(REPO / "autograder" / "learner_side")]
 
 
 def _parents(path: str, made: set[str]) -> list[str]:

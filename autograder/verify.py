@@ -3,8 +3,8 @@ a sandboxed worker, and judge the plain data it returns in this process.
 
 The hidden test cells of the *source* notebook say which checks grade which
 cell (``run(checks.NAME, TARGET)``); the inputs are drawn with a secret salt,
-sent to :mod:`autograder.checks.worker` as plain data, and the outputs come
-back as plain data (:mod:`autograder.checks.wire`). References are computed
+sent to :mod:`autograder.learner_side.worker` as plain data, and the outputs come
+back as plain data (:mod:`autograder.learner_side.wire`). References are computed
 here, on this process's own copies of the inputs.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nbgrader import utils
 from .builtin_use import inspect
 from .checks.core import (Check, clone_inputs, describe, grad_inputs, grad_seed, judge, judge_error,
                           judge_gradients, make_inputs, raised_message, state_seed)
-from .checks.wire import WireError, decode, encode
+from .learner_side.wire import WireError, decode, encode
 from .sandbox import Sandbox
 
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
@@ -44,7 +44,7 @@ class Verdict:
 class CheckCall:
     check: Check
     target: str   # a Python expression evaluated in the learner's namespace
-    modules: tuple[tuple[str, str], ...] = ()  # (name, check module) the expression may use
+    modules: tuple[str, ...] = ()  # names of check modules the expression may use (their learner-side wrappers)
 
 
 def hidden_checks(source_notebook: Path) -> dict[str, list[CheckCall]]:
@@ -72,8 +72,7 @@ def hidden_checks(source_notebook: Path) -> dict[str, list[CheckCall]]:
                     and len(node.args) == 2 and isinstance(node.args[0], ast.Attribute)
                     and isinstance(node.args[0].value, ast.Name)):
                 check = getattr(modules[node.args[0].value.id], node.args[0].attr)
-                names = tuple((name, module.__name__) for name, module in modules.items())
-                found.append(CheckCall(check, ast.get_source_segment(block, node.args[1]), names))
+                found.append(CheckCall(check, ast.get_source_segment(block, node.args[1]), tuple(modules)))
         grade_id = cell.metadata.nbgrader["grade_id"]
         if not found:
             raise ValueError(f"{source_notebook}: test cell {grade_id} runs no check in its hidden tests")
@@ -109,7 +108,7 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
                 cotangents = grad_seed(call.check, case, salt)
                 plan.append((grade_id, call.check, case, inputs, seed, cotangents))
                 requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
-                                 "modules": dict(call.modules),
+                                 "modules": list(call.modules),
                                  "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
                                  "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs)),
                                  "positional": call.check.positional(), "grad_seed": cotangents,
@@ -198,7 +197,7 @@ def _run_worker(job: dict, sandbox: Sandbox, scratch: Path) -> tuple[dict[int, d
     """Run the worker; returns its replies by id and, for requests without one,
     the status and reason to report (timeout or crashed)."""
     scratch.mkdir(parents=True, exist_ok=True)
-    argv = sandbox.wrap([sys.executable, "-m", "autograder.checks.worker"], cwd="/tmp")
+    argv = sandbox.wrap([sys.executable, "-m", "autograder.learner_side.worker"], cwd="/tmp")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     limit = sandbox.limits.output_mb * 2**20
     with open(scratch / "job.json", "w") as fh:

@@ -68,9 +68,13 @@ def assert_mistake_named(out: Path, student: str, assignment: str, cell: str, ph
 
 
 def assert_no_hidden_code(out: Path, pages: int) -> None:
+    """No feedback page shows hidden test code, and no autograded notebook
+    (what the learner's kernel executed) contains any."""
     found = list((out / "feedback").rglob("*.html"))
     assert len(found) == pages
-    for page in found:
+    executed = list((out / "autograded").rglob("*.ipynb"))
+    assert executed
+    for page in found + executed:
         text = page.read_text()
         assert not [secret for secret in HIDDEN_CODE if secret in text], page
 

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from autograder.checks import run
-from autograder.checks.core import call_target, draw_state, judge, make_inputs, run_case, trusted_state
+from autograder.checks.core import judge, make_inputs, run_case, trusted_state
+from autograder.learner_side.call import call_target, draw_state
 from autograder.checks import scaled_attention as sa
 
 

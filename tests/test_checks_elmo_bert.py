@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import run
-from autograder.checks.core import call_target, judge, make_inputs
+from autograder.checks.core import judge, make_inputs
+from autograder.learner_side.call import call_target
 from autograder.checks import elmo_bert as eb
 
 

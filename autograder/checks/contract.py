@@ -91,16 +91,6 @@ def positional(target: str, member: str = "") -> tuple[str, ...]:
     return parameters(signature)[0] if signature is not None else ()
 
 
-def bind(values: Mapping[str, Any], names: tuple[str, ...]) -> tuple[list, dict]:
-    """``(args, kwargs)``: the ``names`` in order by position, the rest by keyword.
-
-    Raises KeyError when ``values`` lacks one of ``names`` (a check that
-    leaves out a required argument).
-    """
-    args = [values[n] for n in names]
-    return args, {k: v for k, v in values.items() if k not in names}
-
-
 # The PyTorch built-ins each graded target re-implements, which it must not
 # call (COURSE_SPEC.md, "Conventions"); matched by their last name under
 # ``torch`` or ``torchvision`` (:mod:`autograder.builtin_use`).

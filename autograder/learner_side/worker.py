@@ -1,5 +1,8 @@
 """The learner-side half of a trusted check run; runs inside the sandbox.
 
+The sandbox holds only this package (:mod:`autograder.learner_side`): no
+reference, no known-mistake table, no hidden test.
+
 Reads one job (JSON) on stdin: the notebook's code cells to execute, in order,
 and the check requests (target expression, inputs). Executes the cells in an
 IPython shell, as the notebook kernel would, then answers each request with
@@ -8,11 +11,10 @@ state) encoded by :mod:`.wire`, or the error it raised. Anything the learner's
 code prints goes to /dev/null. Nothing here is trusted by the grader: it only
 produces plain data that the grader judges itself.
 
-Usage: python -m autograder.checks.worker < job.json
+Usage: python -m autograder.learner_side.worker < job.json
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -29,8 +31,9 @@ def main() -> None:
     import torch  # noqa: F401  (before the learner's code, as the notebook's imports cell does)
     from IPython.core.interactiveshell import InteractiveShell
 
-    from autograder.checks.core import call_target
-    from autograder.checks.wire import decode, encode
+    from autograder.learner_side import wrappers
+    from autograder.learner_side.call import call_target
+    from autograder.learner_side.wire import decode, encode
 
     shell = InteractiveShell.instance()
     for source in job["cells"]:
@@ -39,8 +42,7 @@ def main() -> None:
         reply = {"id": request["id"]}
         try:
             scope = dict(shell.user_ns)
-            scope.update({name: importlib.import_module(module) for name, module in request.get("modules", {}).items()
-                          if module.startswith("autograder.checks.")})
+            scope.update(dict.fromkeys(request.get("modules", ()), wrappers))  # e.g. checks.on_tiny_model(freeze_)
             target = eval(request["target"], scope)  # noqa: S307 (the expression comes from the grader)
             outputs, state, *grads = call_target(request["kind"], target, decode(request["inputs"]),
                                                  request.get("init"), request.get("init_seed", 0),
