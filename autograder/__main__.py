@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .course import available_assignments
-from .grade import UsageError, grade
+from .grade import GradebookMismatch, UsageError, grade
 from .intake import IntakeError
 from .release import ReleaseError, release
 from .sandbox import Limits
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except GradebookMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader import utils
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from . import report
@@ -155,8 +155,40 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
             report.write_feedback(out, outcome)
         log(report.summary_line(outcome))
     report.write_detail(out / "grades_detail.csv", outcomes, "bubblewrap" if sandboxed else "none", kept)
+    check_gradebook(out)
     report.export_grades(out, sorted({s.student for s in submissions}), batch)
     return outcomes
+
+
+class GradebookMismatch(RuntimeError):
+    """The gradebook's scores are not those of grades_detail.csv (grades.csv is not written)."""
+
+
+def check_gradebook(out: Path) -> None:
+    """Check that every row of ``out/grades_detail.csv`` has its score in the
+    gradebook, before nbgrader's export reads it.
+
+    Only our trusted scores may reach grades.csv: something else writing the
+    gradebook (an nbgrader run under another spelling of a student id, a
+    hand edit) would make the export disagree with grades_detail.csv. Raises
+    GradebookMismatch naming each differing cell.
+    """
+    wrong = []
+    with Gradebook(gradebook_url(out)) as gb:
+        for row in report.read_detail(out / "grades_detail.csv"):
+            where = f"{row['student_id']!r}/{row['assignment']}/{row['grade_id']}"
+            try:
+                score = gb.find_grade(row["grade_id"], row["notebook"], row["assignment"], row["student_id"]).score
+            except MissingEntry:
+                wrong.append(f"{where}: not in the gradebook")
+                continue
+            if score != float(row["score"]):
+                wrong.append(f"{where}: {score:g} in the gradebook, {row['score']} in grades_detail.csv")
+    if wrong:
+        (out / "grades.csv").unlink(missing_ok=True)
+        raise GradebookMismatch(f"the gradebook {out / 'gradebook.db'} disagrees with grades_detail.csv, so "
+                                f"grades.csv was not written: {'; '.join(wrong[:20])}"
+                                + (f" (and {len(wrong) - 20} more)" if len(wrong) > 20 else ""))
 
 
 def _add_students(out: Path, students: list[str]) -> None:

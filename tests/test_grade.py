@@ -8,8 +8,14 @@ import csv
 import zipfile
 import json
 
+import shutil
+
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
+
+from autograder.course import gradebook_url
+from autograder.grade import GradebookMismatch, check_gradebook
 
 from submissions import learner_notebook, write_submission
 import gradebatch
@@ -148,6 +154,24 @@ def test_feedback_never_shows_hidden_test_code(graded):
     for page in pages:
         text = page.read_text()
         assert not [secret for secret in gradebatch.HIDDEN_CODE if secret in text], page
+
+
+def test_export_refuses_a_gradebook_that_disagrees_with_grades_detail(graded, tmp_path):
+    """A score written into the gradebook by anything but our grader (here by
+    hand) is caught before nbgrader's export reads it."""
+    _, _, out, _ = graded
+    copy = tmp_path / "out"
+    copy.mkdir()
+    for name in ("gradebook.db", "grades_detail.csv", "grades.csv"):
+        shutil.copyfile(out / name, copy / name)
+    check_gradebook(copy)  # as graded: they agree
+    with Gradebook(gradebook_url(copy)) as gb:
+        gb.find_grade("test_sdpa_hand_example", "scaled_attention", A, "m_no_scale").auto_score = 1.0
+        gb.db.commit()
+    with pytest.raises(GradebookMismatch, match=r"'m_no_scale'/03_scaled_attention/test_sdpa_hand_example: 1 in "
+                                                r"the gradebook, 0 in grades_detail.csv"):
+        check_gradebook(copy)
+    assert not (copy / "grades.csv").exists()
 
 
 def test_regrade_in_parallel_gives_the_same_results(graded, tmp_path):
