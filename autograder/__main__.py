@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--out", type=Path, default=Path("_grading"), help="output folder (default: _grading)")
     gr.add_argument("--assignment", action="append", dest="assignments", metavar="ID",
                     help="grade only this assignment (repeatable)")
+    gr.add_argument("--student", action="append", dest="students", metavar="ID",
+                    help="grade only this student's submissions (repeatable)")
     gr.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
     gr.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                     help="a resource limit for learner code (repeatable); defaults: "
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:
                 parser.error(str(exc))
             outcomes = grade(args.submissions, args.out, args.assignments, args.workers, limits,
-                             sandboxed=not args.unsandboxed, resume=args.resume)
+                             sandboxed=not args.unsandboxed, resume=args.resume, students=args.students)
             print(f"graded {len(outcomes)} submission(s); wrote {args.out}/grades.csv, "
                   f"{args.out}/grades_detail.csv and {args.out}/feedback/")
     except (UsageError, IntakeError) as exc:

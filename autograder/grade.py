@@ -76,16 +76,19 @@ class UsageError(ValueError):
 
 def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
           workers: int = 1, limits: Limits = Limits(), sandboxed: bool = True, log=print,
-          resume: bool = False) -> list[Outcome]:
+          resume: bool = False, students: list[str] | None = None) -> list[Outcome]:
     """Grade every submission under ``source`` (default: the demo class) into ``out``.
 
     Writes ``out/grades.csv``, ``out/grades_detail.csv`` and
     ``out/feedback/<student>/<assignment>/<notebook>.html``, and keeps
     nbgrader's log of each submission that ended in error, crashed or timeout
-    in ``out/logs/<student>/<assignment>.log``. With ``resume``, only the
-    submissions without a result in ``out/grades_detail.csv`` (or whose
-    grading failed for the grader's own fault) are graded; the others keep
-    theirs. Raises UsageError for an unknown assignment or an unusable
+    in ``out/logs/<student>/<assignment>.log``. ``assignments`` and
+    ``students`` restrict the batch; the CSV files always cover the whole
+    gradebook (rows of submissions not graded in this run are kept, and every
+    student on the roster without a submission gets ``missing`` rows). With
+    ``resume``, only the submissions without a result in
+    ``out/grades_detail.csv`` (or whose grading failed for the grader's own
+    fault) are graded. Raises UsageError for an unknown assignment or an unusable
     ``source``; any problem with a single submission becomes a status instead.
     """
     known = available_assignments()
@@ -106,7 +109,7 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
         raise UsageError("--out must not be inside SUBMISSIONS (submitted files are never changed)")
     with tempfile.TemporaryDirectory(prefix="unzipped-", dir=out) as scratch:  # a .zip's files, read during grading
         root = source if source.is_dir() else unpack(source, Path(scratch))
-        outcomes = _grade_class(root, out, assignments, workers, limits, sandboxed, log, resume)
+        outcomes = _grade_class(root, out, assignments, workers, limits, sandboxed, log, resume, students)
     failed = [o.submission for o in outcomes if o.grader_failed]
     if failed:
         names = ", ".join(f"{s.student}/{s.assignment}" for s in failed)
@@ -117,13 +120,17 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
 
 
 def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limits, sandboxed: bool, log,
-                 resume: bool):
+                 resume: bool, students: list[str] | None):
     known = available_assignments()
     submissions, skipped = collect(root, assignments, out / "submitted")
     for line in skipped:
         log(f"skipped {line}")
-    kept = report.read_detail(out / "grades_detail.csv") if resume else []
-    done = report.graded_pairs(kept)
+    if students is not None:
+        for student in sorted(set(students) - {s.student for s in submissions}):
+            log(f"skipped {student}: no submission folder under {root}")
+        submissions = [s for s in submissions if s.student in students]
+    kept = report.read_detail(out / "grades_detail.csv")
+    done = report.graded_pairs(kept) if resume else set()
     if done:
         log(f"resuming: {sum((s.student, s.assignment) in done for s in submissions)} submission(s) "
             f"already have a result in {out / 'grades_detail.csv'}")
@@ -154,10 +161,30 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
         if not (out / "feedback" / sub.student / sub.assignment / f"{sub.notebook}.html").exists():
             report.write_feedback(out, outcome)
         log(report.summary_line(outcome))
-    report.write_detail(out / "grades_detail.csv", outcomes, "bubblewrap" if sandboxed else "none", kept)
+    sandbox_name = "bubblewrap" if sandboxed else "none"
+    pairs = {(r["student_id"], r["assignment"]) for r in kept} | {(o.submission.student, o.submission.assignment)
+                                                                   for o in outcomes}
+    report.write_detail(out / "grades_detail.csv", outcomes, sandbox_name, kept + _roster_rows(out, pairs, sandbox_name))
     check_gradebook(out)
-    report.export_grades(out, sorted({s.student for s in submissions}), batch)
+    report.export_grades(out, [], [])  # the whole gradebook, as `nbgrader export` writes it
     return outcomes
+
+
+def _roster_rows(out: Path, pairs: set[tuple[str, str]], sandbox: str) -> list[dict]:
+    """``missing`` rows (score 0) for every student on the gradebook's roster
+    and every assignment in it without a row yet: nothing submitted, as
+    ``nbgrader export`` reports them."""
+    rows = []
+    with Gradebook(gradebook_url(out)) as gb:
+        roster = sorted(s.id for s in gb.students)
+        for assignment in gb.assignments:
+            cells = [(nb.name, c.name, c.max_score) for nb in assignment.notebooks for c in nb.grade_cells]
+            rows += [{"student_id": student, "assignment": assignment.name, "notebook": notebook,
+                      "grade_id": grade_id, "score": "0", "max_score": f"{max_score:g}", "status": "missing",
+                      "sandbox": sandbox, "review": ""}
+                     for student in roster if (student, assignment.name) not in pairs
+                     for notebook, grade_id, max_score in cells]
+    return rows
 
 
 class GradebookMismatch(RuntimeError):
@@ -180,6 +207,8 @@ def check_gradebook(out: Path) -> None:
             try:
                 score = gb.find_grade(row["grade_id"], row["notebook"], row["assignment"], row["student_id"]).score
             except MissingEntry:
+                if row["status"] == "missing" and float(row["score"]) == 0:
+                    continue  # nothing submitted: nbgrader has no submission either, and exports 0
                 wrong.append(f"{where}: not in the gradebook")
                 continue
             if score != float(row["score"]):

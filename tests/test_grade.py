@@ -174,6 +174,28 @@ def test_export_refuses_a_gradebook_that_disagrees_with_grades_detail(graded, tm
     assert not (copy / "grades.csv").exists()
 
 
+def test_regrading_one_student_keeps_the_class_and_lists_the_roster(graded, tmp_path):
+    """--student regrades one learner; both CSV files still cover the whole
+    gradebook, and a student on the roster who submitted nothing is listed
+    with 0 (as `nbgrader export` lists them)."""
+    root, _, out, _ = graded
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    with Gradebook(gradebook_url(copy)) as gb:
+        gb.add_student("r_roster_only", email="r@example.org")
+    before = _detail(copy)
+    result = autograder_cli("grade", str(root), "--out", str(copy), "--student", "m_no_scale")
+    assert "graded 1 submission(s)" in result.stdout
+    after = _detail(copy)
+    assert set(after["r_roster_only"]) == set(FULL)
+    assert {st for _, st in after["r_roster_only"].values()} == {"missing"}
+    assert after == {**before, "r_roster_only": after["r_roster_only"]}
+    with open(copy / "grades.csv", newline="") as fh:
+        exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(fh)}
+    assert set(exported) == set(after) and exported["r_roster_only"] == 0
+    assert exported["z_solution"] == 11
+
+
 def test_regrade_in_parallel_gives_the_same_results(graded, tmp_path):
     root, _, out, _ = graded
     first = _detail(out)
