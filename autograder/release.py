@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .course import EXERCISES, nbgrader
+from . import releases
+from .course import EXERCISES, NOTEBOOKS, nbgrader
 
 
 class ReleaseError(RuntimeError):
@@ -15,7 +16,9 @@ def release(assignments: list[str], release_dir: Path = EXERCISES, db_url: str |
 
     Without ``db_url`` the gradebook is not touched (``--no-db``); with it, the
     assignment and its graded cells are recorded there, as autograding needs.
-    Raises ReleaseError with nbgrader's output when it fails.
+    A release into ``exercises/`` (what learners fetch) is recorded in
+    :data:`autograder.releases.LEDGER`. Raises ReleaseError with nbgrader's
+    output when it fails.
     """
     for assignment in assignments:
         args = ["generate_assignment", assignment, "--force",
@@ -24,3 +27,5 @@ def release(assignments: list[str], release_dir: Path = EXERCISES, db_url: str |
         result = nbgrader(*args)
         if result.returncode != 0:
             raise ReleaseError(f"generate_assignment {assignment} failed:\n{result.stdout}")
+        if Path(release_dir).resolve() == EXERCISES.resolve():
+            releases.record(assignment, EXERCISES / assignment / f"{NOTEBOOKS[assignment]}.ipynb")

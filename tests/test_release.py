@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from autograder.course import EXERCISES, NOTEBOOKS, SOLUTIONS, available_assignments
+from autograder import releases
 from autograder.release import release
 from autograder.verify import hidden_checks
 
@@ -34,6 +35,25 @@ def test_exercises_are_in_sync_with_solutions(regenerated, assignment):
     assert committed.exists(), f"{committed} missing: run make release"
     assert _cells(regenerated / assignment / name) == _cells(committed), \
         f"{committed} is stale: run make release"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_committed_release_is_recorded_in_the_ledger(assignment):
+    """autograder/releases.json ends with what exercises/ holds (make release records it)."""
+    committed = nbformat.read(EXERCISES / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
+    assert releases.versions(assignment)[-1] == releases.fingerprint(committed), "run make release"
+
+
+def test_release_records_a_new_version_once(tmp_path):
+    ledger, nb = tmp_path / "releases.json", EXERCISES / "01_tensors" / "tensors.ipynb"
+    assert releases.record("01_tensors", nb, ledger) and not releases.record("01_tensors", nb, ledger)
+    changed = nbformat.read(nb, as_version=4)
+    test = next(c for c in changed.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+    test.source += "\nassert True  # a fixed message"
+    nbformat.write(changed, tmp_path / "tensors.ipynb")
+    assert releases.record("01_tensors", tmp_path / "tensors.ipynb", ledger)
+    first, second = releases.versions("01_tensors", ledger)
+    assert first["cells"] == second["cells"] and first["tests"] != second["tests"]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
