@@ -1,14 +1,45 @@
-"""An nbgrader preprocessor for feedback that never shows hidden test code.
+"""nbgrader/nbconvert pieces that keep what a learner wrote from acting in the
+pages the instructor and the learner open.
 
-nbgrader's own ``ClearHiddenTests`` removes the hidden block from a test cell's
-source, but a failing test's traceback still quotes the lines that raised,
-hidden ones included. :class:`CondenseTestTracebacks` keeps only
-``ExceptionName: message`` for errors in graded test cells; the check library
-writes its messages to be read on their own.
+* :class:`CondenseTestTracebacks`: feedback never shows hidden test code.
+  nbgrader's own ``ClearHiddenTests`` removes the hidden block from a test
+  cell's source, but a failing test's traceback still quotes the lines that
+  raised, hidden ones included; only ``ExceptionName: message`` is kept for
+  errors in graded test cells (the check library writes its messages to be
+  read on their own).
+* :class:`SanitizeOutputs`: run after execution (``nbgrader autograde``) and
+  before rendering (``generate_feedback``), it makes a notebook inert: active
+  outputs (JavaScript, SVG, widgets, HTML) are removed or cleaned, and a
+  Markdown cell whose rendering is not inert is shown as its source text.
+  nbgrader's formgrader renders the autograded notebook with its own
+  JavaScript on the page and Markdown cells outside nbconvert's
+  ``sanitize_html``, so this preprocessor is what protects the instructor
+  there.
+* :class:`FeedbackExporter`: nbconvert's HTML exporter whose pages start with a
+  Content-Security-Policy that forbids every script (:data:`CSP_META`).
 """
+import re
+
+from nbconvert.exporters import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import Preprocessor
+from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader import utils
-from traitlets import Bool
+from traitlets import Any, Bool, List, Set, Unicode
+
+# No script, frame, font or network request of any kind; inline styles (nbgrader's
+# template inlines its CSS) and embedded images only.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+                           "form-action 'none'")
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+
+# What nbconvert's Markdown renderer writes for ordinary Markdown (every Markdown
+# cell of this course renders to these only), plus tables; bleach escapes the rest.
+MARKUP_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2", "h3",
+               "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table",
+               "tbody", "td", "th", "thead", "tr", "ul"]
+MARKUP_ATTRIBUTES = {"*": ["class", "id", "title"], "a": ["href"], "img": ["src", "alt", "width", "height"],
+                     "ol": ["start"]}
 
 
 class CondenseTestTracebacks(Preprocessor):
@@ -22,3 +53,84 @@ class CondenseTestTracebacks(Preprocessor):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+class SanitizeOutputs(SanitizeHTML):
+    """nbconvert's ``SanitizeHTML`` (bleach) for every cell, made complete for
+    the pages nbgrader renders without ``sanitize_html``:
+
+    * outputs keep plain text, PNG, JPEG and LaTeX; ``text/html`` is cleaned
+      with bleach (:data:`MARKUP_TAGS`, :data:`MARKUP_ATTRIBUTES`, links to
+      http, https and mailto only); ``text/markdown`` is kept only when its
+      rendering is inert; every other type (``application/javascript``,
+      ``image/svg+xml``, widget views, ...) and any value that is not text is
+      removed, and an output left without ``text/plain`` says what was removed;
+    * a Markdown cell is kept when bleach leaves its rendering (nbconvert's
+      ``markdown2html``, as the templates call it) unchanged; otherwise its
+      source is shown as a code block, without its attachments. Rendering the
+      Markdown catches what cleaning its source cannot, such as
+      ``[x](javascript:...)``;
+    * raw cells are cleaned (``SanitizeHTML``) and the notebook's widget state,
+      which nbconvert embeds as script, is dropped.
+    """
+
+    enabled = Bool(True)
+    tags = List(Unicode(), default_value=MARKUP_TAGS).tag(config=True)
+    attributes = Any(default_value=MARKUP_ATTRIBUTES).tag(config=True)
+    sanitized_output_types = Set(default_value={"text/html"}).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            if not self.inert_markdown(cell.source, cell.get("attachments", {})):
+                fence = "`" * max(3, 1 + max(map(len, re.findall("`+", cell.source)), default=0))
+                cell.source = f"{fence}\n{cell.source}\n{fence}"
+                cell.pop("attachments", None)
+            return cell, resources
+        if cell.cell_type in ("code", "raw"):
+            return super().preprocess_cell(cell, resources, index)
+        return cell, resources
+
+    def sanitize_code_outputs(self, outputs):
+        for output in outputs:
+            if output.output_type not in ("display_data", "execute_result"):
+                continue  # stream and error text is escaped wherever it is shown
+            data, removed = output.get("data", {}), []
+            for key, value in list(data.items()):
+                text = isinstance(value, str)  # anything else is not renderable, and bleach would fail on it
+                if key in self.safe_output_keys:
+                    continue
+                if text and key in self.sanitized_output_types:
+                    data[key] = self.sanitize_html_tags(value)
+                elif not (text and key == "text/markdown" and self.inert_markdown(value)):
+                    removed.append(key)
+                    del data[key]
+            if removed and "text/plain" not in data:
+                data["text/plain"] = f"[removed by the grader: {', '.join(removed)}]"
+            # nbconvert turns these file names into <img src>: a request from the viewer's page
+            output.get("metadata", {}).pop("filenames", None)
+        return outputs
+
+    def inert_markdown(self, source: str, attachments: dict | None = None) -> bool:
+        """Whether bleach leaves the HTML that nbconvert renders from ``source`` unchanged."""
+        try:
+            rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=attachments)).render(source)
+        except Exception:  # a missing attachment, a renderer error: the templates would fail too
+            return False
+        return self.sanitize_html_tags(rendered) == rendered
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's ``HTMLExporter`` with :data:`CSP_META` right after ``<head>``,
+    before anything a learner wrote. Raises ValueError if the template wrote no
+    ``<head>`` (the page would be unprotected)."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        head = re.search(r"<head\b[^>]*>", output, re.IGNORECASE)
+        if head is None:
+            raise ValueError("the feedback template wrote no <head>: no place for the Content-Security-Policy")
+        return f"{output[:head.end()]}\n{CSP_META}{output[head.end():]}", resources

@@ -90,7 +90,10 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
     ``out/grades_detail.csv`` (or whose grading failed for the grader's own
     fault) are graded. Raises UsageError for an unknown assignment or an unusable
     ``source``; any problem with a single submission becomes a status instead.
+    Every line logged has its control characters escaped (names and messages
+    come from submissions).
     """
+    log = report.escaping(log)
     known = available_assignments()
     unknown = [a for a in assignments or [] if a not in known]
     if unknown:

@@ -2,6 +2,9 @@
 # `python -m autograder grade --out DIR` points the working folders and the
 # gradebook at DIR on the command line; the defaults below are for plain
 # nbgrader commands run from the repository root.
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import Execute
+
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.course_id = "attention-course"
@@ -23,10 +26,28 @@ c.IgnorePattern.pattern = r"\w*Warning: "
 # A deleted test cell is put back from the gradebook's master copy and graded.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback shows the visible tests and the hidden tests' verdicts, never their code.
+# Learner output must not act in the pages the instructor opens: the autograded
+# notebook (which the formgrader renders next to its own JavaScript) is made
+# inert right after execution, by plain `nbgrader autograde` and the formgrader's
+# button too (nbgrader's default steps, SanitizeOutputs inserted after Execute).
+_steps = Autograde.class_traits()["autograde_preprocessors"].default()
+_after = _steps.index(Execute) + 1
+c.Autograde.autograde_preprocessors = [*_steps[:_after], "autograder.feedback.SanitizeOutputs", *_steps[_after:]]
+# nbconvert's own cleaning of HTML outputs, in feedback pages and the formgrader
+# alike (it misses the Markdown cells of nbgrader's templates: SanitizeOutputs).
+c.HTMLExporter.sanitize_html = True
+
+# Feedback shows the visible tests and the hidden tests' verdicts, never their
+# code, and no learner content that could act: each page starts with a
+# Content-Security-Policy that forbids script.
+c.GenerateFeedback.exporter_class = "autograder.feedback.FeedbackExporter"
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
     "autograder.feedback.CondenseTestTracebacks",
+    "autograder.feedback.SanitizeOutputs",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# grades.csv of `nbgrader export`, as `python -m autograder grade` writes it:
+# quoted, control characters escaped, no cell read as a formula.
+c.ExportApp.plugin_class = "autograder.report.SafeCsvExportPlugin"

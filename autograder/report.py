@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 from pathlib import Path
+from typing import Callable
 
 import nbformat
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import CsvExportPlugin
 
 from .course import gradebook_url
+from .feedback import CSP_META
 
 # COURSE_SPEC.md's columns: sandbox says how learner code was isolated ("bubblewrap" or "none"),
 # review why a person should look at the cell (empty when there is no need).
@@ -18,6 +21,35 @@ DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "
                   "review"]
 # The start of the review of a cell that has no result because the grader itself failed.
 GRADER_FAILED = "the grader failed"
+
+# Characters that act instead of showing in a terminal, a CSV viewer or an
+# editor: C0 controls (ANSI escapes start with ESC), DEL, C1 controls, the
+# Unicode bidirectional marks, embeddings, overrides and isolates
+# ("Trojan Source"), and the line and paragraph separators.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection).
+FORMULA_START = ("=", "+", "-", "@")
+NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character of :data:`CONTROL` written as a visible
+    escape (``\\x1b``, ``\\u202e``); printable text, any script, is kept."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def csv_cell(value) -> str:
+    """``str(value)`` as safe to open in a spreadsheet: controls escaped
+    (:func:`escape_controls`) and, unless it is a number, a leading
+    ``=``, ``+``, ``-`` or ``@`` prefixed with ``'``."""
+    text = escape_controls(str(value))
+    return f"'{text}" if text.startswith(FORMULA_START) and not NUMBER.fullmatch(text) else text
+
+
+def escaping(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` for console lines that may carry a learner's names and messages:
+    each line is passed through :func:`escape_controls` first."""
+    return lambda line: log(escape_controls(line))
 
 
 def summary_line(outcome) -> str:
@@ -28,27 +60,31 @@ def summary_line(outcome) -> str:
         counts[cell.status] = counts.get(cell.status, 0) + 1
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     notes = "; ".join(filter(None, [outcome.problem, *sub.notes]))
-    return (f"{sub.student:<16} {sub.assignment:<24} {outcome.score:g}/{outcome.max_score:g}"
-            f"  [{statuses}]" + (f"  {notes}" if notes else ""))
+    return escape_controls(f"{sub.student:<16} {sub.assignment:<24} {outcome.score:g}/{outcome.max_score:g}"
+                           f"  [{statuses}]" + (f"  {notes}" if notes else ""))
 
 
 def write_detail(path: Path, outcomes, sandbox: str, kept: list[dict] = ()) -> None:
     """grades_detail.csv: one row per graded test cell (COURSE_SPEC.md), sorted
     by student and assignment; ``kept`` rows (from :func:`read_detail`) of
-    submissions not graded in this run are written too."""
-    graded = {(o.submission.student, o.submission.assignment) for o in outcomes}
-    rows = [r for r in kept if (r["student_id"], r["assignment"]) not in graded]
+    submissions not graded in this run are written too. Every cell goes
+    through :func:`csv_cell`."""
+    # kept rows were written by csv_cell, which leaves its own output unchanged: compare in that form
+    graded = {(csv_cell(o.submission.student), csv_cell(o.submission.assignment)) for o in outcomes}
+    rows = [{k: r.get(k, "") for k in DETAIL_COLUMNS} for r in kept
+            if (r["student_id"], r["assignment"]) not in graded]
     for outcome in outcomes:
         sub = outcome.submission
         for cell in outcome.cells:
             rows.append(dict(zip(DETAIL_COLUMNS, [sub.student, sub.assignment, sub.notebook, cell.grade_id,
                                                   f"{cell.score:g}", f"{cell.max_score:g}", cell.status, sandbox,
                                                   cell.review])))
+    rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     rows.sort(key=lambda r: (r["student_id"], r["assignment"]))  # stable: cells keep the notebook's order
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, DETAIL_COLUMNS, restval="")
+        writer = csv.DictWriter(fh, DETAIL_COLUMNS)
         writer.writeheader()
-        writer.writerows({k: r.get(k, "") for k in DETAIL_COLUMNS} for r in rows)
+        writer.writerows(rows)
 
 
 def read_detail(path: Path) -> list[dict]:
@@ -67,10 +103,44 @@ def graded_pairs(rows: list[dict]) -> set[tuple[str, str]]:
 
 
 def export_grades(out: Path, students: list[str], assignments: list[str]) -> None:
-    """grades.csv through nbgrader's own CSV export, limited to this batch."""
-    plugin = CsvExportPlugin(to=str(out / "grades.csv"), student=students, assignment=assignments)
+    """grades.csv through nbgrader's CSV export (:class:`SafeCsvExportPlugin`), limited to this batch."""
+    plugin = SafeCsvExportPlugin(to=str(out / "grades.csv"), student=students, assignment=assignments)
     with Gradebook(gradebook_url(out)) as gb:
         plugin.export(gb)
+
+
+class SafeCsvExportPlugin(CsvExportPlugin):
+    """nbgrader 0.9.6's ``CsvExportPlugin`` (same columns, rows and values) with
+    every cell through :func:`csv_cell` and quoted as CSV needs.
+
+    nbgrader joins the raw values with commas: a name holding a comma shifts
+    the columns, and one starting with ``=`` is a formula in a spreadsheet.
+    ``to`` is the file written (default ``grades.csv``); ``student`` and
+    ``assignment`` restrict the rows when not empty.
+    """
+
+    def export(self, gradebook: Gradebook) -> None:
+        keys = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                "raw_score", "late_submission_penalty", "score", "max_score"]
+        with open(self.to or "grades.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(keys)
+            for assignment in gradebook.assignments:
+                if self.assignment and assignment.name not in self.assignment:
+                    continue
+                for student in gradebook.students:
+                    if self.student and student.id not in self.student:
+                        continue
+                    try:
+                        sub = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:  # nothing submitted: zero, as nbgrader's export
+                        scores = ["", 0.0, 0.0, 0.0]
+                    else:
+                        penalty = sub.late_submission_penalty
+                        scores = [sub.timestamp, sub.score, penalty, max(0.0, sub.score - penalty)]
+                    row = [assignment.name, assignment.duedate, scores[0], student.id, student.last_name,
+                           student.first_name, student.email, *scores[1:], assignment.max_score]
+                    writer.writerow(["" if v is None else csv_cell(v) for v in row])
 
 
 def annotate(notebook, cells) -> None:
@@ -98,7 +168,7 @@ def write_feedback(out: Path, outcome) -> None:
     problem = html.escape("; ".join(filter(None, [outcome.problem or "; ".join(sub.notes),
                                                   outcome.log and f"your instructor has nbgrader's log ({outcome.log})"])))
     path.write_text(f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en"><head>{CSP_META}<meta charset="utf-8">
 <title>Feedback: {html.escape(sub.assignment)} / {html.escape(sub.notebook)}</title></head>
 <body>
 <h1>{html.escape(sub.assignment)}: {html.escape(sub.notebook)}.ipynb</h1>
