@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,13 @@ import nbformat
 import torch
 from nbgrader import utils
 
+from . import replies
 from .builtin_use import inspect
-from .checks.core import (Check, clone_inputs, describe, grad_inputs, grad_seed, judge, judge_error,
+from .checks.core import (Case, Check, clone_inputs, describe, grad_inputs, grad_seed, judge, judge_error,
                           judge_gradients, make_inputs, raised_message, state_seed)
-from .learner_side.wire import WireError, decode, encode
+from .learner_side.wire import encode
+from .replies import Exchange, ReplyError
+from .report import GRADER_FAILED
 from .sandbox import Sandbox
 
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
@@ -97,8 +100,26 @@ def learner_cells(submitted: Path, released: Path) -> list[str]:
     return cells
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One case sent to the worker, with what the grader keeps to judge its reply."""
+
+    grade_id: str
+    check: Check
+    case: Case
+    inputs: dict            # the grader's own copies
+    seed: int | None        # of a module's drawn state (:func:`state_seed`)
+    cotangents: int | None  # seed of the gradient check (:func:`grad_seed`), None when not checked
+
+
 def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox, scratch: Path) -> dict[str, Verdict]:
-    """Run every case of every check against the learner's code; a verdict per grade_id."""
+    """Run every case of every check against the learner's code; a verdict per grade_id.
+
+    The worker gets ``sandbox.limits.wall_seconds``, and so does judging its
+    replies (:func:`judge_replies`); ``scratch`` keeps the worker's stderr. A
+    failure of the grader's own while judging becomes the cell's verdict
+    (status error, review starting with "the grader failed").
+    """
     salt = secrets.randbelow(2**31)
     plan, requests = [], []
     for grade_id, grade_calls in calls.items():
@@ -106,22 +127,53 @@ def verify(calls: dict[str, list[CheckCall]], cells: list[str], sandbox: Sandbox
             for case in call.check.cases:
                 inputs, seed = make_inputs(case, salt), state_seed(call.check, case, salt)
                 cotangents = grad_seed(call.check, case, salt)
-                plan.append((grade_id, call.check, case, inputs, seed, cotangents))
+                plan.append(Planned(grade_id, call.check, case, inputs, seed, cotangents))
                 requests.append({"id": len(requests), "kind": call.check.kind, "target": call.target,
                                  "modules": list(call.modules),
                                  "init": dict(case.init) if case.init else None, "init_seed": case.init_seed,
                                  "mode": case.mode, "state_seed": seed, "inputs": encode(clone_inputs(inputs)),
                                  "positional": call.check.positional(), "grad_seed": cotangents,
                                  "grad_inputs": grad_inputs(case)})
-    replies, failure = _run_worker({"cells": cells, "requests": requests}, sandbox, scratch)
+    exchange = _run_worker(cells, requests, sandbox, scratch)
+    judged = judge_replies(plan, exchange, time.monotonic() + sandbox.limits.wall_seconds)
     results: dict[str, list] = {g: [] for g in calls}
-    for request_id, (grade_id, check, case, inputs, seed, cotangents) in enumerate(plan):
-        verdict = _judge_reply(check, case, inputs, seed, cotangents, replies.get(request_id), failure)
-        results[grade_id].append((check, case, inputs, verdict))
-    verdicts = {g: _decide(results[g]) for g in calls}
+    for planned, verdict in zip(plan, judged):
+        results[planned.grade_id].append((planned.check, planned.case, planned.inputs, verdict))
+    verdicts = {}
     for grade_id, grade_calls in calls.items():
-        _enforce_no_builtin(verdicts[grade_id], cells, {c.check.target for c in grade_calls})
+        try:
+            verdicts[grade_id] = _decide(results[grade_id])
+            _enforce_no_builtin(verdicts[grade_id], cells, {c.check.target for c in grade_calls})
+        except Exception as exc:
+            verdicts[grade_id] = _grader_failed(grade_id, exc)
     return verdicts
+
+
+def judge_replies(plan: list[Planned], exchange: Exchange, deadline: float) -> list[Verdict]:
+    """A verdict per planned case (request ids are positions in ``plan``), from
+    the worker's replies. Never raises: a reply that is forged or fails
+    :func:`replies.read` fails its case, an exception of the grader's own is
+    the case's error (:func:`_grader_failed`), and the cases left when
+    :func:`time.monotonic` passes ``deadline`` get status timeout."""
+    verdicts = []
+    for rid, planned in enumerate(plan):
+        where = f"{planned.check.target} ({planned.case.name})"
+        if time.monotonic() > deadline:
+            verdicts.append(Verdict("timeout", f"{where}: not judged: judging this submission reached its "
+                                    f"time limit (wall_seconds)", review="judging stopped at its time limit"))
+            continue
+        try:
+            verdicts.append(_judge_reply(planned, exchange.replies.get(rid), exchange.forged.get(rid),
+                                         exchange.failure))
+        except Exception as exc:
+            verdicts.append(_grader_failed(where, exc))
+    return verdicts
+
+
+def _grader_failed(what: str, exc: Exception) -> Verdict:
+    return Verdict("error", f"{GRADER_FAILED} while judging {what}, not your code",
+                   review=f"{GRADER_FAILED} while judging {what} ({type(exc).__name__}: {str(exc)[:300]}): "
+                          f"rerun with --resume")
 
 
 def _decide(results: list) -> Verdict:
@@ -161,65 +213,60 @@ def _enforce_no_builtin(verdict: Verdict, cells: list[str], targets: set[str]) -
         if finding.kind == "uses" and verdict.status == "passed":
             verdict.status, verdict.message = "failed", finding.message
         elif finding.kind == "unsure":
-            verdict.review = finding.message
+            verdict.review = "; ".join(filter(None, [verdict.review, finding.message]))
 
 
-def _judge_reply(check, case, inputs, seed, cotangents, reply, failure) -> Verdict:
+def _judge_reply(planned: Planned, reply: dict | None, forged: str | None, failure: tuple[str, str]) -> Verdict:
+    check, case, inputs = planned.check, planned.case, planned.inputs
+    where = f"{check.target} ({case.name})"
+    if forged:
+        return Verdict("failed", f"{where}: its result cannot be trusted: {forged} reached the grader on "
+                                 f"the worker's reply channel, which only the worker writes: the learner's code "
+                                 f"wrote on it", review=f"learner code wrote on the grader's reply channel ({forged})")
     if reply is None:
-        return Verdict(failure[0], f"{check.target} ({case.name}): no result: {failure[1]}")
+        return Verdict(failure[0], f"{where}: no result: {failure[1]}")
+    try:
+        got = replies.read(reply, check, case, inputs, planned.cotangents is not None)
+    except ReplyError as exc:
+        return Verdict("failed", f"{where}: its result could not be used: {exc}")
     if case.raises:
         try:
-            judge_error(check, case, str(reply["error"]) if "error" in reply else None)
+            judge_error(check, case, got.error)
         except AssertionError as exc:
             return Verdict("failed", str(exc))
         return Verdict("passed")
-    if "error" in reply:
-        error = str(reply["error"])[:500]
+    if got.error is not None:
+        error = got.error[:500]
         return Verdict("error", raised_message(check, case, error), error=error)
     try:
-        outputs = decode(reply["outputs"])
-        state = decode(reply["state"])
-        grads = decode(reply["grads"]) if cotangents is not None else None
-    except (KeyError, WireError) as exc:
-        return Verdict("failed", f"{check.target} ({case.name}): its outputs could not be read ({exc})")
-    try:
-        judge(check, case, inputs, outputs, state, seed)
-        if cotangents is not None:
-            judge_gradients(check, case, inputs, state, seed, grads, cotangents)
+        judge(check, case, inputs, got.outputs, got.state, planned.seed)
+        if planned.cotangents is not None:
+            judge_gradients(check, case, inputs, got.state, planned.seed, got.grads, planned.cotangents)
     except AssertionError as exc:
         return Verdict("failed", str(exc))
     except Exception as exc:  # a reference that cannot digest what the learner returned
-        return Verdict("failed", f"{check.target} ({case.name}): unusable outputs ({type(exc).__name__}: {exc})")
+        return Verdict("failed", f"{where}: unusable outputs ({type(exc).__name__}: {str(exc)[:300]})")
     return Verdict("passed")
 
 
-def _run_worker(job: dict, sandbox: Sandbox, scratch: Path) -> tuple[dict[int, dict], tuple[str, str]]:
-    """Run the worker; returns its replies by id and, for requests without one,
-    the status and reason to report (timeout or crashed)."""
+def _run_worker(cells: list[str], requests: list[dict], sandbox: Sandbox, scratch: Path) -> Exchange:
+    """Run the worker on the learner's ``cells`` and answer ``requests`` one at
+    a time (:func:`replies.exchange`). Its stderr goes to ``scratch``; the last
+    line there (bubblewrap's or Python's, written before any learner code runs)
+    completes the reason when it crashed."""
+    if not requests:
+        return Exchange()
     scratch.mkdir(parents=True, exist_ok=True)
     argv = sandbox.wrap([sys.executable, "-m", "autograder.learner_side.worker"], cwd="/tmp")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    limit = sandbox.limits.output_mb * 2**20
-    with open(scratch / "job.json", "w") as fh:
-        json.dump(job, fh)
-    with open(scratch / "job.json") as stdin, open(scratch / "replies.jsonl", "wb") as stdout:
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
+    with open(scratch / "worker.stderr", "wb") as stderr:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                 env=env, start_new_session=True)
-        try:
-            code = proc.wait(timeout=sandbox.limits.wall_seconds)
-            failure = ("crashed", f"the worker exited with status {code}")
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            failure = ("timeout", f"no answer within {sandbox.limits.wall_seconds} s")
-    replies: dict[int, dict] = {}
-    with open(scratch / "replies.jsonl", "rb") as fh:
-        data = fh.read(limit)
-    for line in data.splitlines():
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(reply, dict) and isinstance(reply.get("id"), int):
-            replies.setdefault(reply["id"], reply)
-    return replies, failure
+    with proc.stdin, proc.stdout:
+        exchange = replies.exchange(proc, cells, requests, sandbox.limits.output_mb * 2**20,
+                                    sandbox.limits.wall_seconds)
+    status, reason = exchange.failure
+    said = (scratch / "worker.stderr").read_bytes()[-2000:].decode(errors="replace").strip()
+    if status == "crashed" and said:
+        exchange.failure = (status, f"{reason} ({said.splitlines()[-1].strip()[:200]})")
+    return exchange
