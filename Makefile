@@ -9,7 +9,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 SUBMISSIONS ?=
-OUT ?= _grading
+# Empty: _grading for SUBMISSIONS, _demo_grading for the demo class (never the course's gradebook).
+OUT ?=
+# Space-separated assignment ids / student ids to restrict `make release` and `make grade` to.
+ASSIGNMENT ?=
+STUDENT ?=
 PORT ?= 8000
 WORKERS ?= 2
 
@@ -45,13 +49,15 @@ test: system $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 release: $(STAMP)
-	$(PY) -m autograder release
+	$(PY) -m autograder release $(ASSIGNMENT)
 
 grade: system $(STAMP)
-	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) --workers $(WORKERS)
+	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(OUT),--out $(OUT)) --workers $(WORKERS) \
+		$(foreach a,$(ASSIGNMENT),--assignment $(a)) $(foreach s,$(STUDENT),--student $(s))
 
 serve: book
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
+# Never the gradebook, collected submissions or grades in _grading/: only what is rebuilt.
 clean:
-	rm -rf _build _grading .pytest_cache node_modules
+	rm -rf _build .pytest_cache node_modules _demo_grading _grading/autograded _grading/work

@@ -5,11 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .course import available_assignments
+from .course import NOTEBOOKS, SOLUTIONS, available_assignments
 from .grade import GradebookMismatch, UsageError, grade
 from .intake import IntakeError
 from .release import ReleaseError, release
 from .sandbox import Limits
+from .verify import plain_tests
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("submissions", nargs="?", type=Path, metavar="SUBMISSIONS",
                     help="<student_id>/<assignment_id>/<notebook>.ipynb folder or .zip "
                          "(default: the bundled demo class)")
-    gr.add_argument("--out", type=Path, default=Path("_grading"), help="output folder (default: _grading)")
+    gr.add_argument("--out", type=Path,
+                    help="output folder (default: _grading, or _demo_grading for the demo class, so that the demo "
+                         "never enters the course's gradebook)")
     gr.add_argument("--assignment", action="append", dest="assignments", metavar="ID",
                     help="grade only this assignment (repeatable)")
     gr.add_argument("--student", action="append", dest="students", metavar="ID",
@@ -44,11 +47,17 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(known)}")
             release(args.assignments or known)
             print(f"released {', '.join(args.assignments or known)} into exercises/")
+            for assignment in args.assignments or known:
+                plain = plain_tests(SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb")
+                if plain:
+                    print(f"warning: {assignment}: test cell(s) {', '.join(plain)} run no trusted check "
+                          f"(autograder.checks): graded in the learner's kernel, as plain nbgrader grades them")
         else:
             try:
                 limits = Limits.parse(args.limit)
             except ValueError as exc:
                 parser.error(str(exc))
+            args.out = args.out or Path("_grading" if args.submissions else "_demo_grading")
             outcomes = grade(args.submissions, args.out, args.assignments, args.workers, limits,
                              sandboxed=not args.unsandboxed, resume=args.resume, students=args.students)
             print(f"graded {len(outcomes)} submission(s); wrote {args.out}/grades.csv, "

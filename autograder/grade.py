@@ -25,7 +25,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from . import report
+from . import releases, report
 from . import sandbox
 from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
 from .intake import Submission, collect, unpack
@@ -41,6 +41,8 @@ DEMO = REPO / "autograder" / "demo"
 SANDBOX_UID = 200000 + (os.getpid() % 100000) * 16
 # Statuses whose nbgrader log is kept for the instructor.
 KEPT_LOG_STATUSES = ("error", "crashed", "timeout")
+# The feedback of a written answer (a "manually graded answer" cell).
+ANSWER_MESSAGE = "this answer is graded by your instructor"
 
 
 @dataclass
@@ -300,7 +302,8 @@ class _Grader:
             for attempt in (1, 2):
                 slot.fresh_runtime()
                 try:
-                    success, log, died = slot.server.autograde(sub.assignment, sub.student, self.limits.wall_seconds)
+                    success, log, died = slot.server.autograde(sub.assignment, sub.student, self.limits.wall_seconds,
+                                                               sorted(self.calls[sub.assignment]))
                 except subprocess.TimeoutExpired as exc:
                     return self._zero(sub, "timeout", f"no result within {self.limits.wall_seconds} s",
                                       logs + [exc.output or ""])
@@ -346,40 +349,78 @@ class _Grader:
                 cell.review = "; ".join(filter(None, [cell.review, f"nbgrader's log: {outcome.log}"]))
 
     def _record(self, sub: Submission, cells: list[CellResult]) -> None:
-        """Write the trusted scores into nbgrader's gradebook, so that its
-        export, feedback and formgrader agree with grades_detail.csv."""
-        scores = {c.grade_id: c.score for c in cells}
+        """Write the automatic scores into nbgrader's gradebook, so that its
+        export, feedback and formgrader agree with grades_detail.csv.
+
+        The gradebook is the record, as with stock nbgrader: a score the
+        instructor set in the formgrader (``manual_score``) survives, and
+        replaces the automatic one in ``cells`` too. A written answer, or a
+        cell a person should review, is flagged ``needs_manual_grade`` until
+        the instructor has scored it.
+        """
+        by_id = {c.grade_id: c for c in cells}
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
             for grade in gb.find_submission_notebook(sub.notebook, sub.assignment, sub.student).grades:
-                grade.auto_score, grade.manual_score = scores.get(grade.name, 0.0), None
-                grade.needs_manual_grade = False
+                cell = by_id.get(grade.name)
+                if cell is None:
+                    continue
+                grade.auto_score = None if cell.status == "manual" else cell.score
+                grade.needs_manual_grade = grade.manual_score is None and (cell.status == "manual" or bool(cell.review))
+                if grade.manual_score is not None:
+                    if cell.status != "manual":
+                        cell.review = "; ".join(filter(None, [
+                            f"score set by the instructor: {grade.manual_score:g} (automatic: {cell.score:g})",
+                            cell.review]))
+                    cell.score = min(grade.manual_score, cell.max_score)
             gb.db.commit()
 
-    def _master_cells(self, sub: Submission) -> list[tuple[str, float]]:
+    def _master_cells(self, sub: Submission) -> list[tuple[str, float, bool]]:
+        """(grade_id, points, graded by a person) of each graded cell of the release."""
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
             nb = gb.find_notebook(sub.notebook, sub.assignment)
-            return [(c.name, c.max_score) for c in nb.grade_cells]
+            answers = {c.name for c in nb.solution_cells}  # "manually graded answer" cells
+            return [(c.name, c.max_score, c.name in answers) for c in nb.grade_cells]
 
     def _cells(self, sub: Submission, graded, verdicts: dict[str, Verdict]) -> list[CellResult]:
-        """A cell scores its points only when nbgrader's run in the learner's
-        kernel passed it and the trusted verdict passed it too."""
-        tampered = _tampered_ids(sub.path, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb")
-        if tampered:
-            sub.notes.append(f"test cells changed, deleted or duplicated: {', '.join(sorted(tampered))}")
+        """A test cell with a trusted check scores its points only when
+        nbgrader's run in the learner's kernel passed it and the trusted verdict
+        passed it too; a plain nbgrader test cell scores what nbgrader gave it
+        (partial credit included); a written answer awaits the instructor."""
+        copy = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"  # intake's, not a link
+        cells = _against_releases(copy, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb",
+                                  sub.assignment)
+        if cells.tampered:
+            sub.notes.append(f"test cells changed, deleted or duplicated: {', '.join(sorted(cells.tampered))}")
+        if cells.new:
+            sub.notes.append(f"made against an earlier release, without: {', '.join(sorted(cells.new))}")
         by_id = {c.metadata.nbgrader["grade_id"]: c for c in graded.cells if utils.is_grade(c)}
         with self.db_lock, Gradebook(gradebook_url(self.out)) as gb:
-            grades = {g.name: g.score
+            grades = {g.name: g.auto_score
                       for g in gb.find_submission_notebook(sub.notebook, sub.assignment, sub.student).grades}
         results = []
-        for grade_id, max_score in self._master_cells(sub):
+        for grade_id, max_score, answer in self._master_cells(sub):
+            if answer:
+                results.append(CellResult(grade_id, 0.0, max_score, "manual", ANSWER_MESSAGE))
+                continue
             in_kernel = min(float(grades.get(grade_id) or 0.0), max_score)
             status = _status(by_id.get(grade_id), in_kernel, max_score)
-            verdict = verdicts.get(grade_id, Verdict("missing", "no trusted check ran"))
-            if status == "passed":  # otherwise keep the failure the learner's feedback shows first
-                status = verdict.status
-            score = max_score if status == "passed" else 0.0
-            results.append(CellResult(grade_id, score, max_score, "tampered" if grade_id in tampered else status,
-                                      verdict.message, verdict.review))
+            verdict = verdicts.get(grade_id)
+            if verdict is None:  # a plain nbgrader test: its verdict was reached in the learner's kernel
+                score, review = (in_kernel if status in ("passed", "failed") else 0.0), ""
+            else:
+                if status == "passed":  # otherwise keep the failure the learner's feedback shows first
+                    status = verdict.status
+                score, review = (max_score if status == "passed" else 0.0), verdict.review
+            if grade_id in cells.new:
+                status, score, review = "missing", 0.0, "not in the release this notebook was made from"
+            elif grade_id in cells.tampered:
+                status = "tampered"
+            elif grade_id in cells.earlier:
+                review = "; ".join(filter(None, [
+                    "the notebook holds this test as an earlier release had it (changed since): "
+                    "graded with the current test", review]))
+            results.append(CellResult(grade_id, score, max_score, status, verdict.message if verdict else "",
+                                      review))
         return results
 
     def _zero(self, sub: Submission, status: str, problem: str, logs: list[str] | None = None) -> Outcome:
@@ -389,12 +430,9 @@ class _Grader:
             # nbgrader's own update_or_create_submission trips SQLAlchemy's autoflush warning.
             warnings.simplefilter("ignore", SAWarning)
             gb.update_or_create_student(sub.student)
-            submission = gb.update_or_create_submission(sub.assignment, sub.student)
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    grade.auto_score, grade.manual_score, grade.needs_manual_grade = 0.0, None, False
-            gb.db.commit()
-        cells = [CellResult(gid, 0.0, mx, status) for gid, mx in self._master_cells(sub)]
+            gb.update_or_create_submission(sub.assignment, sub.student)
+        cells = [CellResult(gid, 0.0, mx, status) for gid, mx, _ in self._master_cells(sub)]
+        self._record(sub, cells)
         outcome = Outcome(sub, cells, problem)
         if logs is not None:
             self._keep_log(outcome, logs)
@@ -412,17 +450,42 @@ def _status(cell, score: float, max_score: float) -> str:
     return "passed" if score >= max_score else "failed"
 
 
-def _tampered_ids(submitted: Path, released: Path) -> set[str]:
-    """Test cells whose source was edited, or that were deleted or duplicated."""
-    release_cells = {c.metadata.nbgrader["grade_id"]: c.source
-                     for c in nbformat.read(released, as_version=4).cells if utils.is_grade(c)}
+@dataclass
+class _ReleaseMatch:
+    tampered: set[str]  # test cells edited, deleted or duplicated
+    earlier: set[str]   # test cells as an earlier release had them (the instructor changed them since)
+    new: set[str]       # graded cells added after the release the notebook was made from
+
+
+def _against_releases(submitted: Path, released: Path, assignment: str) -> _ReleaseMatch:
+    """Compare a notebook's test cells with every release of its assignment
+    (:mod:`autograder.releases`, and ``released``, the current one).
+
+    A test cell counts as untouched when its source is that of any release. A
+    cell the notebook lacks is ``new`` when the notebook's graded cells are
+    exactly those of an earlier release that did not have it; otherwise it
+    was deleted.
+    """
+    current = releases.fingerprint(nbformat.read(released, as_version=4))
+    history = releases.versions(assignment) + [current]
+    notebook = nbformat.read(submitted, as_version=4)
+    ids = [c.metadata.nbgrader["grade_id"] for c in notebook.cells if utils.is_grade(c) or utils.is_solution(c)]
     seen: dict[str, list[str]] = {}
-    for cell in nbformat.read(submitted, as_version=4).cells:
+    for cell in notebook.cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in release_cells:
-            seen.setdefault(grade_id, []).append(cell.source)
-    return {gid for gid, src in release_cells.items()
-            if len(seen.get(gid, [])) != 1 or seen[gid][0] != src}
+        if grade_id in current["tests"]:
+            seen.setdefault(grade_id, []).append(releases.digest(cell.source))
+    made_from = next((v for v in reversed(history) if v["cells"] == ids), None)
+    match = _ReleaseMatch(set(), set(), set())
+    for grade_id, digest in current["tests"].items():
+        copies = seen.get(grade_id, [])
+        if not copies and made_from is not None and grade_id not in made_from["cells"]:
+            match.new.add(grade_id)
+        elif len(copies) != 1 or not any(v["tests"].get(grade_id) == copies[0] for v in history):
+            match.tampered.add(grade_id)
+        elif copies[0] != digest:
+            match.earlier.add(grade_id)
+    return match
 
 
 def _learner_fault(log: str, died: bool) -> str:

@@ -9,8 +9,9 @@ cannot stop the others. The learner's kernel executes no hidden test: they
 are removed from the test cells before execution (:class:`autograder.preprocessors.StripHiddenTests`),
 and the trusted verdicts (:mod:`autograder.verify`) grade those cells.
 
-Protocol: a JSON line ``{"assignment": ..., "student": ...}`` on stdin, a JSON
-line ``{"success": bool, "log": str}`` back on stdout.
+Protocol: a JSON line ``{"assignment": ..., "student": ..., "strip": [grade_id,
+...]}`` on stdin (the test cells whose hidden tests the kernel must not run),
+a JSON line ``{"success": bool, "log": str}`` back on stdout.
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ class NbgraderServer:
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue[str | None] = queue.Queue()
 
-    def autograde(self, assignment: str, student: str, timeout: float) -> tuple[bool, str, bool]:
-        """Autograde one submission: ``(success, nbgrader's log, died)``, where
+    def autograde(self, assignment: str, student: str, timeout: float,
+                  strip: list[str] = ()) -> tuple[bool, str, bool]:
+        """Autograde one submission, without the hidden tests of the test cells
+        ``strip``: ``(success, nbgrader's log, died)``, where
         ``died`` says that the process stopped without answering (the log is
         then what it wrote to stderr during this request).
 
@@ -54,7 +57,8 @@ class NbgraderServer:
         if self.proc is None:
             self.start()
         try:
-            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
+            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student,
+                                              "strip": list(strip)}) + "\n")
             self.proc.stdin.flush()
             line = self.replies.get(timeout=timeout)
         except queue.Empty:
@@ -121,7 +125,9 @@ def serve(argv: list[str]) -> None:
     from nbgrader.converters import Autograde
     from nbgrader.utils import capture_log
 
-    from .preprocessors import StripHiddenTests
+    from nbgrader.preprocessors import OverwriteCells
+
+    from .preprocessors import OverwriteCellsInOrder, StripHiddenTests
 
     app = AutogradeApp()
     app.initialize(argv)  # nbgrader_config.py from the working folder, then the options
@@ -129,7 +135,10 @@ def serve(argv: list[str]) -> None:
         request = json.loads(line)
         app.coursedir.assignment_id = request["assignment"]
         app.coursedir.student_id = request["student"]
+        app.config.StripHiddenTests.grade_ids = request["strip"]  # read by the converter made next
         converter = Autograde(coursedir=app.coursedir, parent=app)
+        converter.sanitize_preprocessors = [OverwriteCellsInOrder if p is OverwriteCells else p
+                                            for p in converter.sanitize_preprocessors]
         converter.autograde_preprocessors = [StripHiddenTests, *converter.autograde_preprocessors]
         result = capture_log(converter)
         log = result.get("log", "") + result.get("error", "")

@@ -54,12 +54,13 @@ def hidden_checks(source_notebook: Path) -> dict[str, list[CheckCall]]:
     """grade_id -> the checks its hidden block runs, read from the source notebook.
 
     Recognises ``from autograder.checks import run, MODULE as NAME`` and
-    ``run(NAME.CHECK, TARGET)``. Raises ValueError for a grade cell without one.
+    ``run(NAME.CHECK, TARGET)``. A test cell without one is a plain nbgrader
+    test (:func:`plain_tests`), graded in the learner's kernel; a written or
+    manually graded answer (a grade cell that is also a solution cell) is the
+    instructor's to grade.
     """
     calls: dict[str, list[CheckCall]] = {}
-    for cell in nbformat.read(source_notebook, as_version=4).cells:
-        if not (utils.is_grade(cell) and cell.cell_type == "code"):
-            continue
+    for cell in _test_cells(source_notebook):
         source = cell.source
         block = source[source.index(HIDDEN[0]) + len(HIDDEN[0]):source.index(HIDDEN[1])] if HIDDEN[0] in source else ""
         tree = ast.parse(block)
@@ -76,11 +77,22 @@ def hidden_checks(source_notebook: Path) -> dict[str, list[CheckCall]]:
                     and isinstance(node.args[0].value, ast.Name)):
                 check = getattr(modules[node.args[0].value.id], node.args[0].attr)
                 found.append(CheckCall(check, ast.get_source_segment(block, node.args[1]), tuple(modules)))
-        grade_id = cell.metadata.nbgrader["grade_id"]
-        if not found:
-            raise ValueError(f"{source_notebook}: test cell {grade_id} runs no check in its hidden tests")
-        calls[grade_id] = found
+        if found:
+            calls[cell.metadata.nbgrader["grade_id"]] = found
     return calls
+
+
+def plain_tests(source_notebook: Path) -> list[str]:
+    """The test cells no trusted check grades (their verdict is reached in the
+    learner's kernel, as plain nbgrader reaches it)."""
+    trusted = hidden_checks(source_notebook)
+    return [c.metadata.nbgrader["grade_id"] for c in _test_cells(source_notebook)
+            if c.metadata.nbgrader["grade_id"] not in trusted]
+
+
+def _test_cells(source_notebook: Path) -> list:
+    return [c for c in nbformat.read(source_notebook, as_version=4).cells
+            if utils.is_grade(c) and c.cell_type == "code" and not utils.is_solution(c)]
 
 
 def learner_cells(submitted: Path, released: Path) -> list[str]:

@@ -1,6 +1,9 @@
 """`make grade` with no SUBMISSIONS grades the bundled demo class."""
 import csv
+import shutil
 import subprocess
+
+import gradebatch
 
 from autograder.course import NOTEBOOKS, REPO, nbgrader_env
 
@@ -12,10 +15,17 @@ MISTAKEN = {("chen", "03_scaled_attention"), ("dana", "03_scaled_attention"),
             ("fay", "09_elmo_bert"), ("ben", "10_transformer")}
 
 
-def test_make_grade_grades_the_demo_class(tmp_path):
-    result = subprocess.run(["make", "grade", f"OUT={tmp_path}"], cwd=REPO, env=nbgrader_env(),
+def test_make_grade_grades_the_demo_class_into_its_own_folder():
+    """Without SUBMISSIONS and OUT the demo class goes to _demo_grading/, and
+    the course's own _grading/ (gradebook, collected work) is not touched."""
+    course = REPO / "_grading"
+    before = gradebatch.digest(course) if course.exists() else None
+    shutil.rmtree(REPO / "_demo_grading", ignore_errors=True)
+    result = subprocess.run(["make", "grade"], cwd=REPO, env=nbgrader_env(),
                             capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert (gradebatch.digest(course) if course.exists() else None) == before
+    tmp_path = REPO / "_demo_grading"
     with open(tmp_path / "grades.csv", newline="") as fh:
         rows = {(r["student_id"], r["assignment"]): (float(r["score"]), float(r["max_score"]))
                 for r in csv.DictReader(fh)}

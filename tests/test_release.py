@@ -7,7 +7,7 @@ import pytest
 from autograder.course import EXERCISES, NOTEBOOKS, SOLUTIONS, available_assignments
 from autograder import releases
 from autograder.release import release
-from autograder.verify import hidden_checks
+from autograder.verify import hidden_checks, plain_tests
 
 ASSIGNMENTS = available_assignments()
 
@@ -75,6 +75,7 @@ def test_released_notebooks_hold_no_answers_or_hidden_tests(assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_test_cell_has_a_trusted_check(assignment):
-    # verify.hidden_checks raises for a test cell whose hidden block runs no check
-    calls = hidden_checks(SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb")
+    source = SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb"
+    calls = hidden_checks(source)
     assert calls and all(calls.values())
+    assert plain_tests(source) == []
