@@ -49,6 +49,8 @@ MAX_UNZIPPED_BYTES = 512 * 2**20
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 MAX_TIMESTAMP_BYTES = 256
 TIMESTAMP = "timestamp.txt"
+# The names an LMS gives a resubmission of NAME.ipynb: "NAME (1).ipynb", "NAME-1.ipynb".
+LMS_RENAMED = re.compile(r"(?P<stem>.+?)(?: \(\d+\)|-\d+)\.ipynb")
 ROLES = ("grade", "solution", "task")  # the flags nbgrader cannot restore from the release
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -207,20 +209,22 @@ def _take(root: Path, root_fd: int, student: str, assignment: str, kind: str | N
                           "choose an output folder outside it")
     shutil.rmtree(dest, ignore_errors=True)  # a stale copy must not be graded
     try:
-        nb, timestamp = _read(root_fd, sub, kind)
+        nb, timestamp, name = _read(root_fd, sub, kind)
     except _Refused as refusal:
         sub.status, sub.problem = refusal.args
         return sub
-    sub.path = root / student / assignment / f"{sub.notebook}.ipynb"
+    sub.path = root / student / assignment / name
     dest.mkdir(parents=True)
-    nbformat.write(_without_duplicate_ids(nb), dest / sub.path.name)
+    nbformat.write(_without_duplicate_ids(nb), dest / f"{sub.notebook}.ipynb")
     if timestamp:
         (dest / TIMESTAMP).write_text(timestamp + "\n", encoding="utf-8")
     return sub
 
 
-def _read(root_fd: int, sub: Submission, kind: str | None) -> tuple[nbformat.NotebookNode, str | None]:
-    """The validated notebook of ``sub`` and the text of its timestamp (None: none usable).
+def _read(root_fd: int, sub: Submission, kind: str | None) -> tuple[nbformat.NotebookNode, str | None, str]:
+    """The validated notebook of ``sub``, the text of its timestamp (None: none
+    usable) and the notebook's file name: the expected one or, when it is
+    absent, the only one an LMS renamed (``name (1).ipynb``, ``name-1.ipynb``).
 
     ``kind`` is what ``root/student/assignment`` is (None: absent). Raises _Refused.
     """
@@ -237,22 +241,27 @@ def _read(root_fd: int, sub: Submission, kind: str | None) -> tuple[nbformat.Not
             refused = [f"{_shown(n)} is a {k}" for n, k in sorted(listing.items()) if k not in ("file", "folder")]
             if refused:
                 raise _Refused("error", f"{', '.join(refused)}: {_NEVER_READ}")
-            others = sorted(_shown(n) for n, k in listing.items()
-                            if k != "file" or n not in (expected, TIMESTAMP))
-            if listing.get(expected) != "file":
+            name = expected
+            renamed = [n for n, k in listing.items() if k == "file" and LMS_RENAMED.fullmatch(n)
+                       and LMS_RENAMED.fullmatch(n)["stem"] == sub.notebook]
+            if listing.get(expected) != "file" and len(renamed) == 1:
+                name = renamed[0]
+                sub.notes.append(f"graded {_shown(name)} as {expected} (the name an LMS gives a resubmission)")
+            others = sorted(_shown(n) for n, k in listing.items() if k != "file" or n not in (name, TIMESTAMP))
+            if listing.get(name) != "file":
                 raise _Refused("missing", f"no {expected}" + (f" (found: {', '.join(others)})" if others
                                                                else " (empty folder)"))
             if others:
                 sub.notes.append(f"ignored extra files: {', '.join(others)}")
-            data = _bounded_read(expected, fd, MAX_NOTEBOOK_BYTES)
+            data = _bounded_read(name, fd, MAX_NOTEBOOK_BYTES)
             if data is None:
-                raise _Refused("error", f"{expected} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
-            nb = _notebook(data, expected, sub)
+                raise _Refused("error", f"{_shown(name)} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+            nb = _notebook(data, name, sub)
             timestamp = _timestamp(fd, sub) if listing.get(TIMESTAMP) == "file" else None
     except OSError as exc:  # a file or folder replaced (by a link) after it was listed
         raise _Refused("error", f"{_shown(exc.filename or sub.assignment)} could not be read ({exc.strerror}); "
                                 f"{_NEVER_READ}") from None
-    return nb, timestamp
+    return nb, timestamp, name
 
 
 def _notebook(data: bytes, name: str, sub: Submission) -> nbformat.NotebookNode:

@@ -399,3 +399,22 @@ def test_an_honest_class_is_copied_with_notes_for_extra_files(tmp_path):
     assert nbformat.read(copied(out, "alice"), as_version=4).cells == learner_notebook(A).cells
     assert subs["bob", A].status == "missing" and "found: Untitled.ipynb" in subs["bob", A].problem
     assert skipped == ["notes.txt: not a student folder (expected <student_id>/<assignment_id>/)"]
+
+
+def test_a_notebook_an_lms_renamed_is_graded_when_it_is_the_only_candidate(tmp_path):
+    root, out = tmp_path / "class", tmp_path / "out"
+    stem = NOTEBOOKS[A]
+    write_submission(root, "alice", A, learner_notebook(A)).rename(root / "alice" / A / f"{stem} (1).ipynb")
+    write_submission(root, "bob", A, learner_notebook(A)).rename(root / "bob" / A / f"{stem}-2.ipynb")
+    folder = write_submission(root, "carol", A, learner_notebook(A)).parent
+    (folder / f"{stem} (1).ipynb").write_text("{}")  # beside the real name: ignored
+    twice = write_submission(root, "dan", A, learner_notebook(A))
+    twice.rename(twice.parent / f"{stem} (1).ipynb")
+    (twice.parent / f"{stem} (2).ipynb").write_text("{}")  # two candidates: which one? none
+    subs, _ = run(root, out)
+    for student, name in (("alice", f"{stem} (1).ipynb"), ("bob", f"{stem}-2.ipynb")):
+        assert subs[student, A].status is None and subs[student, A].path.name == name
+        assert f"graded {name} as {NB} (the name an LMS gives a resubmission)" in subs[student, A].notes
+        assert nbformat.read(copied(out, student), as_version=4).cells == learner_notebook(A).cells
+    assert subs["carol", A].status is None and subs["carol", A].notes == [f"ignored extra files: {stem} (1).ipynb"]
+    assert subs["dan", A].status == "missing"
