@@ -8,6 +8,7 @@ notebook cannot stop the rest of the batch (plain nbgrader aborts it). Up to
 """
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import shutil
@@ -25,7 +26,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from . import releases, report
+from . import cgroups, releases, report
 from . import sandbox
 from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
 from .intake import Submission, collect, unpack
@@ -154,7 +155,7 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
     todo = [s for s in submissions if (s.student, s.assignment) not in done]
     (out / "work").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out / "work") as work, ThreadPoolExecutor(max_workers=workers) as pool:
-        grader = _Grader(out, limits, sandboxed, workers, calls, Path(work))
+        grader = _Grader(out, limits, sandboxed, workers, calls, Path(work), log)
         try:
             outcomes = list(pool.map(grader.grade_one, todo))
         finally:
@@ -242,40 +243,95 @@ def _add_students(out: Path, students: list[str]) -> None:
 @dataclass
 class _Slot:
     """One worker slot: an unprivileged user of its own (so that one
-    submission's process limit cannot starve another's), a sandboxed
-    kernelspec and an nbgrader process, reused by the submissions it grades."""
+    submission's process limit cannot starve another's), a cgroup that holds
+    every process of the submission it grades, a sandboxed kernelspec and an
+    nbgrader process, reused by the submissions it grades."""
 
     box: Sandbox
     runtime: Path  # the kernel's connection file and sockets
     server: NbgraderServer
+    cgroup: cgroups.Cgroup | None  # None where cgroups are unusable: per-process limits only
+    tmpfs: bool  # the runtime folder is a size-limited tmpfs, not a folder on the grader's disk
 
     def fresh_runtime(self) -> None:
         """An empty runtime folder owned by the sandbox's user: nothing a
         previous submission's kernel left there reaches the next one."""
+        if self.tmpfs:
+            sandbox.unmount(self.runtime)
+            if problem := sandbox.mount_tmpfs(self.runtime, sandbox.RUNTIME_MB, self.box.uid):
+                raise OSError(f"cannot mount a tmpfs on {self.runtime}: {problem}")
+            return
         shutil.rmtree(self.runtime, ignore_errors=True)
         self.runtime.mkdir()
         os.chown(self.runtime, self.box.uid, self.box.uid)
 
+    def fresh_cgroup(self) -> None:
+        """Kill whatever the previous submission left in the slot's cgroup and
+        make it anew, with the limits of one submission."""
+        if self.cgroup:
+            limits = self.box.limits
+            self.cgroup.reset(limits.memory_mb, limits.processes, limits.cpus)
+
+    def closing_steps(self) -> list:
+        """What ends the slot, each step to be tried even if another failed: stop
+        the nbgrader process, kill and remove the cgroup, unmount the runtime folder."""
+        return ([self.server.close] + ([self.cgroup.remove] if self.cgroup else [])
+                + ([functools.partial(sandbox.unmount, self.runtime)] if self.tmpfs else []))
+
 
 class _Grader:
-    def __init__(self, out: Path, limits: Limits, sandboxed: bool, workers: int, calls: dict, work: Path):
-        self.out, self.limits, self.calls, self.work = out, limits, calls, work
+    def __init__(self, out: Path, limits: Limits, sandboxed: bool, workers: int, calls: dict, work: Path,
+                 log=print):
+        """Worker slots for ``workers`` submissions at once. Where this machine
+        offers no usable cgroup (or cannot mount a tmpfs), says once through
+        ``log`` that limits hold per process only (or that runtime folders lie
+        on the grader's disk). Call :meth:`close` at the end, also after an exception."""
+        self.out, self.limits, self.calls, self.work, self.log = out, limits, calls, work, log
         self.db_lock = threading.Lock()
         self.slots: queue.Queue[_Slot] = queue.Queue()
-        for i in range(workers):
-            box = Sandbox(limits, sandboxed, SANDBOX_UID + i % 16)
-            folder = work / f"slot{i}"
-            runtime = folder / "runtime"
-            write_kernelspec(folder, box, out / "autograded", runtime)
-            options = ["--force", "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}"]
-            server = NbgraderServer(options + workspace_args(out),
-                                    {"JUPYTER_PATH": str(folder), "JUPYTER_RUNTIME_DIR": str(runtime)},
-                                    folder / "nbgrader.log", limits.memory_mb)
-            self.slots.put(_Slot(box, runtime, server))
+        self.every_slot: list[_Slot] = []  # close() reaches those a grading thread still holds
+        self.cgroup = None
+        try:
+            self.cgroup = cgroups.create_run(f"autograder-{os.getpid()}-{work.name}")
+        except cgroups.Unavailable as exc:
+            log(f"WARNING: limits hold per process, not per submission: no usable cgroup ({exc})")
+        mounting = True
+        try:
+            for i in range(workers):
+                cgroup = self.cgroup.child(f"slot{i}") if self.cgroup else None
+                box = Sandbox(limits, sandboxed, SANDBOX_UID + i % 16, cgroup_procs=cgroup.procs if cgroup else ())
+                folder = work / f"slot{i}"
+                runtime = folder / "runtime"
+                runtime.mkdir(parents=True)
+                write_kernelspec(folder, box, out / "autograded", runtime)
+                # The connection file too (jupyter_client's default is a mkstemp in the grader's TMPDIR).
+                options = ["--force", "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel'}",
+                           f"--KernelManager.connection_file={runtime / 'kernel.json'}"]
+                server = NbgraderServer(options + workspace_args(out),
+                                        {"JUPYTER_PATH": str(folder), "JUPYTER_RUNTIME_DIR": str(runtime)},
+                                        folder / "nbgrader.log", limits.memory_mb)
+                slot = _Slot(box, runtime, server, cgroup, tmpfs=False)
+                self.every_slot.append(slot)
+                self.slots.put(slot)
+                if mounting and (problem := sandbox.mount_tmpfs(runtime, sandbox.RUNTIME_MB, box.uid)):
+                    mounting = False
+                    log(f"WARNING: the kernels' runtime folders lie on the grader's disk with no size limit: "
+                        f"cannot mount a tmpfs ({problem})")
+                slot.tmpfs = mounting
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        while not self.slots.empty():
-            self.slots.get().server.close()
+        """Stop every slot's processes, remove the cgroups, unmount the runtime
+        folders; a step that fails is reported through ``log`` and the others still run."""
+        steps = [step for slot in self.every_slot for step in slot.closing_steps()]
+        steps += [self.cgroup.remove] if self.cgroup else []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # what is left behind must not cost the batch its results
+                self.log(f"WARNING: cleaning up after grading failed: {type(exc).__name__}: {exc}")
 
     def grade_one(self, sub: Submission) -> Outcome:
         for step in ("autograded", "feedback"):
@@ -296,6 +352,7 @@ class _Grader:
         submitted = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         graded = self.out / "autograded" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         logs = []
+        slot.fresh_cgroup()  # before this submission's processes start (kernel and worker join it)
         with ThreadPoolExecutor(max_workers=1) as side:  # the trusted run overlaps nbgrader's
             trusted = side.submit(verify, self.calls[sub.assignment], learner_cells(submitted, release_nb), slot.box,
                                   scratch / "verify")
