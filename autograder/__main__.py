@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     rel.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     gr = commands.add_parser("grade", help="autograde a class and write grades and feedback")
     gr.add_argument("submissions", nargs="?", type=Path, metavar="SUBMISSIONS",
-                    help="<student_id>/<assignment_id>/<notebook>.ipynb folder or .zip "
-                         "(default: the bundled demo class)")
+                    help="<student_id>/<assignment_id>/<notebook>.ipynb folder or .zip, only ever read "
+                         "(default: what `nbgrader collect` put in OUT/submitted, else the bundled demo class "
+                         "into _demo_grading)")
     gr.add_argument("--out", type=Path,
                     help="output folder (default: _grading, or _demo_grading for the demo class, so that the demo "
                          "never enters the course's gradebook)")
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 limits = Limits.parse(args.limit)
             except ValueError as exc:
                 parser.error(str(exc))
+            collected = (args.out or Path("_grading")) / "submitted"  # where `nbgrader collect` puts them
+            if args.submissions is None and collected.is_dir() and any(collected.iterdir()):
+                args.submissions = collected
+                print(f"grading what nbgrader collected in {collected}")
             args.out = args.out or Path("_grading" if args.submissions else "_demo_grading")
             outcomes = grade(args.submissions, args.out, args.assignments, args.workers, limits,
                              sandboxed=not args.unsandboxed, resume=args.resume, students=args.students)

@@ -33,12 +33,19 @@ def available_assignments() -> list[str]:
     return [a for a, nb in NOTEBOOKS.items() if (SOLUTIONS / a / f"{nb}.ipynb").exists()]
 
 
+# Intake's copies of the submissions under the output folder: what nbgrader
+# autogrades. Its own submitted/ folder (where `nbgrader collect` puts the
+# learners' files) is only ever read, like any SUBMISSIONS folder.
+INTAKE = "intake"
+
+
 def workspace_args(out: Path) -> list[str]:
-    """nbgrader options that put its working folders and gradebook under ``out``."""
+    """nbgrader options that put its working folders and gradebook under ``out``
+    (nbgrader's submitted_directory is intake's copies, :data:`INTAKE`)."""
     out = out.resolve()
     return [
         f"--CourseDirectory.root={REPO}",
-        f"--CourseDirectory.submitted_directory={out / 'submitted'}",
+        f"--CourseDirectory.submitted_directory={out / INTAKE}",
         f"--CourseDirectory.autograded_directory={out / 'autograded'}",
         f"--CourseDirectory.feedback_directory={out / 'feedback'}",
         f"--CourseDirectory.db_url={gradebook_url(out)}",

@@ -24,15 +24,18 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import LateSubmissionPlugin
 from sqlalchemy.exc import SAWarning
 
 from . import cgroups, releases, report
 from . import sandbox
-from .course import NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
+from .course import INTAKE, NOTEBOOKS, REPO, SOLUTIONS, available_assignments, gradebook_url, nbgrader, workspace_args
 from .intake import Submission, collect, unpack
 from .nbgrader_server import NbgraderServer
 from .release import release
 from .sandbox import Limits, Sandbox, write_kernelspec
+from .term import TERM_FILE, TermError, apply_due_dates
+from .term import load as load_term
 from .verify import Verdict, hidden_checks, learner_cells, verify
 
 DEMO = REPO / "autograder" / "demo"
@@ -44,6 +47,9 @@ SANDBOX_UID = 200000 + (os.getpid() % 100000) * 16
 KEPT_LOG_STATUSES = ("error", "crashed", "timeout")
 # The feedback of a written answer (a "manually graded answer" cell).
 ANSWER_MESSAGE = "this answer is graded by your instructor"
+# What a learner reads when the grader itself failed on their notebook.
+GRADER_FAILED_FOR_LEARNER = ("your notebook could not be graded because the grader failed, not because of your "
+                             "code; your instructor has been told and will grade it again")
 
 
 @dataclass
@@ -54,6 +60,8 @@ class CellResult:
     status: str
     message: str = ""  # the trusted verdict's reason, when it failed
     review: str = ""   # why a person should look at this cell (empty: no need)
+    verdict: str = ""  # who decided the score: trusted (check), kernel (plain nbgrader test), instructor
+    automatic: float | None = None  # the automatic score an instructor's score replaced
 
 
 @dataclass
@@ -63,6 +71,9 @@ class Outcome:
     problem: str = ""
     log: str = ""               # nbgrader's log kept for this submission, relative to the output folder
     grader_failed: bool = False  # the grader itself failed (after a retry); a rerun with --resume grades it
+    grader_error: str = ""       # what failed in the grader (for the instructor, not the learner's feedback)
+    late_seconds: float = 0.0    # after the due date (nbgrader's timestamp against the gradebook's due date)
+    penalty: float = 0.0         # nbgrader's late penalty, taken off ``score``
 
     @property
     def score(self) -> float:
@@ -116,9 +127,9 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
     with tempfile.TemporaryDirectory(prefix="unzipped-", dir=out) as scratch:  # a .zip's files, read during grading
         root = source if source.is_dir() else unpack(source, Path(scratch))
         outcomes = _grade_class(root, out, assignments, workers, limits, sandboxed, log, resume, students)
-    failed = [o.submission for o in outcomes if o.grader_failed]
+    failed = [o for o in outcomes if o.grader_failed]
     if failed:
-        names = ", ".join(f"{s.student}/{s.assignment}" for s in failed)
+        names = "; ".join(f"{o.submission.student}/{o.submission.assignment}: {o.grader_error}" for o in failed)
         log(f"{len(failed)} submission(s) could not be graded because the grader failed, not the learner's code "
             f"({names}; nbgrader's logs are in {out / 'logs'}); rerun: python -m autograder grade {source} "
             f"--out {out} --resume")
@@ -128,13 +139,16 @@ def grade(source: Path | None, out: Path, assignments: list[str] | None = None,
 def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limits, sandboxed: bool, log,
                  resume: bool, students: list[str] | None):
     known = available_assignments()
-    submissions, skipped = collect(root, assignments, out / "submitted")
+    submissions, skipped = collect(root, assignments, out / INTAKE)
     for line in skipped:
         log(f"skipped {line}")
     if students is not None:
         for student in sorted(set(students) - {s.student for s in submissions}):
             log(f"skipped {student}: no submission folder under {root}")
         submissions = [s for s in submissions if s.student in students]
+    if not submissions:
+        raise UsageError(f"nothing to grade in {root}: expected <student_id>/<assignment_id>/<notebook>.ipynb"
+                         + (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
     kept = report.read_detail(out / "grades_detail.csv")
     done = report.graded_pairs(kept) if resume else set()
     if done:
@@ -150,7 +164,12 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
         calls = {a: hidden_checks(SOLUTIONS / a / f"{NOTEBOOKS[a]}.ipynb") for a in graded}
     except ValueError as exc:
         raise UsageError(f"configuration: {exc}") from None
+    try:
+        term = load_term(TERM_FILE, known)
+    except TermError as exc:
+        raise UsageError(f"configuration: {exc}") from None
     release(graded, release_dir=out / "release", db_url=gradebook_url(out))
+    apply_due_dates(term, gradebook_url(out), graded)
     _add_students(out, sorted({s.student for s in submissions}))
     todo = [s for s in submissions if (s.student, s.assignment) not in done]
     (out / "work").mkdir(exist_ok=True)
@@ -160,6 +179,7 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
             outcomes = list(pool.map(grader.grade_one, todo))
         finally:
             grader.close()
+    _late_penalties(out, outcomes, LateSubmissionPlugin(penalty_method=term.penalty_method))
     for assignment in graded:  # one nbgrader run for the whole class; no learner code runs here
         nbgrader("generate_feedback", assignment, "--force", *workspace_args(out))
     for outcome in outcomes:
@@ -167,13 +187,33 @@ def _grade_class(root: Path, out: Path, assignments, workers: int, limits: Limit
         if not (out / "feedback" / sub.student / sub.assignment / f"{sub.notebook}.html").exists():
             report.write_feedback(out, outcome)
         log(report.summary_line(outcome))
+    for line in report.class_summary(outcomes):
+        log(line)
     sandbox_name = "bubblewrap" if sandboxed else "none"
     pairs = {(r["student_id"], r["assignment"]) for r in kept} | {(o.submission.student, o.submission.assignment)
                                                                    for o in outcomes}
     report.write_detail(out / "grades_detail.csv", outcomes, sandbox_name, kept + _roster_rows(out, pairs, sandbox_name))
     check_gradebook(out)
-    report.export_grades(out, [], [])  # the whole gradebook, as `nbgrader export` writes it
+    report.export_grades(out)  # the whole gradebook, as `nbgrader export` writes it
     return outcomes
+
+
+def _late_penalties(out: Path, outcomes: list[Outcome], plugin: LateSubmissionPlugin) -> None:
+    """nbgrader's late penalty of each graded notebook, from the final scores
+    (nbgrader's own AssignLatePenalties saw only its run in the kernel), into
+    the gradebook and the outcome."""
+    with Gradebook(gradebook_url(out)) as gb:
+        for outcome in outcomes:
+            sub = outcome.submission
+            try:
+                notebook = gb.find_submission_notebook(sub.notebook, sub.assignment, sub.student)
+            except MissingEntry:
+                continue
+            outcome.late_seconds = notebook.assignment.total_seconds_late
+            if outcome.late_seconds > 0:
+                outcome.penalty = plugin.late_submission_penalty(sub.student, outcome.score, outcome.late_seconds) or 0.0
+            notebook.late_submission_penalty = outcome.penalty if outcome.late_seconds > 0 else None
+        gb.db.commit()
 
 
 def _roster_rows(out: Path, pairs: set[tuple[str, str]], sandbox: str) -> list[dict]:
@@ -210,6 +250,16 @@ def check_gradebook(out: Path) -> None:
     with Gradebook(gradebook_url(out)) as gb:
         for row in report.read_detail(out / "grades_detail.csv"):
             where = f"{row['student_id']!r}/{row['assignment']}/{row['grade_id']}"
+            if row["status"] == report.LATE:
+                try:
+                    penalty = gb.find_submission_notebook(row["notebook"], row["assignment"],
+                                                          row["student_id"]).late_submission_penalty or 0.0
+                except MissingEntry:
+                    penalty = None
+                if penalty is None or -penalty != float(row["score"]):
+                    wrong.append(f"{where}: late penalty {penalty} in the gradebook, {row['score']} in "
+                                 f"grades_detail.csv")
+                continue
             try:
                 score = gb.find_grade(row["grade_id"], row["notebook"], row["assignment"], row["student_id"]).score
             except MissingEntry:
@@ -349,7 +399,7 @@ class _Grader:
 
     def _run(self, sub: Submission, slot: _Slot, scratch: Path) -> Outcome:
         release_nb = self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb"
-        submitted = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
+        submitted = self.out / INTAKE / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         graded = self.out / "autograded" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"
         logs = []
         slot.fresh_cgroup()  # before this submission's processes start (kernel and worker join it)
@@ -386,9 +436,10 @@ class _Grader:
         return outcome
 
     def _grader_failed(self, sub: Submission, reason: str, logs: list[str]) -> Outcome:
-        """A submission left without a result by the grader's own failure (a rerun with --resume grades it)."""
-        outcome = self._zero(sub, "error", f"{report.GRADER_FAILED}, not your code ({reason})", logs)
-        outcome.grader_failed = True
+        """A submission left without a result by the grader's own failure (a rerun with --resume grades it).
+        The learner's feedback says only that; ``reason`` is the instructor's (console, review, log)."""
+        outcome = self._zero(sub, "error", GRADER_FAILED_FOR_LEARNER, logs)
+        outcome.grader_failed, outcome.grader_error = True, reason
         for cell in outcome.cells:
             cell.review = f"{report.GRADER_FAILED} (not the learner's code): rerun with --resume; {cell.review}"
         return outcome
@@ -425,10 +476,8 @@ class _Grader:
                 grade.needs_manual_grade = grade.manual_score is None and (cell.status == "manual" or bool(cell.review))
                 if grade.manual_score is not None:
                     if cell.status != "manual":
-                        cell.review = "; ".join(filter(None, [
-                            f"score set by the instructor: {grade.manual_score:g} (automatic: {cell.score:g})",
-                            cell.review]))
-                    cell.score = min(grade.manual_score, cell.max_score)
+                        cell.automatic = cell.score
+                    cell.verdict, cell.score = "instructor", min(grade.manual_score, cell.max_score)
             gb.db.commit()
 
     def _master_cells(self, sub: Submission) -> list[tuple[str, float, bool]]:
@@ -443,9 +492,8 @@ class _Grader:
         nbgrader's run in the learner's kernel passed it and the trusted verdict
         passed it too; a plain nbgrader test cell scores what nbgrader gave it
         (partial credit included); a written answer awaits the instructor."""
-        copy = self.out / "submitted" / sub.student / sub.assignment / f"{sub.notebook}.ipynb"  # intake's, not a link
-        cells = _against_releases(copy, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb",
-                                  sub.assignment)
+        copy = self.out / INTAKE / sub.student / sub.assignment / f"{sub.notebook}.ipynb"  # intake's, not a link
+        cells = _against_releases(sub, copy, self.out / "release" / sub.assignment / f"{sub.notebook}.ipynb")
         if cells.tampered:
             sub.notes.append(f"test cells changed, deleted or duplicated: {', '.join(sorted(cells.tampered))}")
         if cells.new:
@@ -465,9 +513,11 @@ class _Grader:
             if verdict is None:  # a plain nbgrader test: its verdict was reached in the learner's kernel
                 score, review = (in_kernel if status in ("passed", "failed") else 0.0), ""
             else:
-                if status == "passed":  # otherwise keep the failure the learner's feedback shows first
+                kernel_passed = status == "passed"
+                if kernel_passed:  # otherwise keep the failure the learner's feedback shows first
                     status = verdict.status
-                score, review = (max_score if status == "passed" else 0.0), verdict.review
+                score = max_score if status == "passed" else max_score * verdict.fraction if kernel_passed else 0.0
+                review = verdict.review
             if grade_id in cells.new:
                 status, score, review = "missing", 0.0, "not in the release this notebook was made from"
             elif grade_id in cells.tampered:
@@ -477,7 +527,7 @@ class _Grader:
                     "the notebook holds this test as an earlier release had it (changed since): "
                     "graded with the current test", review]))
             results.append(CellResult(grade_id, score, max_score, status, verdict.message if verdict else "",
-                                      review))
+                                      review, "trusted" if verdict else "kernel"))
         return results
 
     def _zero(self, sub: Submission, status: str, problem: str, logs: list[str] | None = None) -> Outcome:
@@ -514,8 +564,10 @@ class _ReleaseMatch:
     new: set[str]       # graded cells added after the release the notebook was made from
 
 
-def _against_releases(submitted: Path, released: Path, assignment: str) -> _ReleaseMatch:
-    """Compare a notebook's test cells with every release of its assignment
+def _against_releases(sub: Submission, copy: Path, released: Path) -> _ReleaseMatch:
+    """Compare a submission's test cells (their sources as submitted,
+    duplicates included: ``sub.sources``; the order of its graded cells from
+    intake's ``copy``) with every release of its assignment
     (:mod:`autograder.releases`, and ``released``, the current one).
 
     A test cell counts as untouched when its source is that of any release. A
@@ -524,14 +576,10 @@ def _against_releases(submitted: Path, released: Path, assignment: str) -> _Rele
     was deleted.
     """
     current = releases.fingerprint(nbformat.read(released, as_version=4))
-    history = releases.versions(assignment) + [current]
-    notebook = nbformat.read(submitted, as_version=4)
+    history = releases.versions(sub.assignment) + [current]
+    notebook = nbformat.read(copy, as_version=4)
     ids = [c.metadata.nbgrader["grade_id"] for c in notebook.cells if utils.is_grade(c) or utils.is_solution(c)]
-    seen: dict[str, list[str]] = {}
-    for cell in notebook.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in current["tests"]:
-            seen.setdefault(grade_id, []).append(releases.digest(cell.source))
+    seen = {grade_id: [releases.digest(source) for source in sources] for grade_id, sources in sub.sources.items()}
     made_from = next((v for v in reversed(history) if v["cells"] == ids), None)
     match = _ReleaseMatch(set(), set(), set())
     for grade_id, digest in current["tests"].items():

@@ -2,6 +2,8 @@
 # `python -m autograder grade --out DIR` points the working folders and the
 # gradebook at DIR on the command line; the defaults below are for plain
 # nbgrader commands run from the repository root.
+import os
+
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
@@ -14,6 +16,8 @@ c.CourseDirectory.submitted_directory = "_grading/submitted"
 c.CourseDirectory.autograded_directory = "_grading/autograded"
 c.CourseDirectory.feedback_directory = "_grading/feedback"
 c.CourseDirectory.db_url = "sqlite:///_grading/gradebook.db"
+# SQLite makes the file, not its folder: plain `nbgrader collect` on a fresh clone needs it.
+os.makedirs("_grading", exist_ok=True)
 # Only notebooks are released: a paired .md or a cache would publish solutions.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.md", "*.py"]
 
@@ -51,3 +55,17 @@ c.GenerateFeedback.preprocessors = [
 # grades.csv of `nbgrader export`, as `python -m autograder grade` writes it:
 # quoted, control characters escaped, no cell read as a formula.
 c.ExportApp.plugin_class = "autograder.report.SafeCsvExportPlugin"
+
+# The late policy of course.toml (also applied by `python -m autograder grade`).
+from autograder.term import load as _load_term  # noqa: E402
+
+c.LateSubmissionPlugin.penalty_method = _load_term().penalty_method
+
+# `nbgrader zip_collect ASSIGNMENT` on a Canvas "Download Submissions" zip put in
+# downloaded/<assignment>/archive/: its files are named
+# NAME_[LATE_]USERID_SUBMISSIONID_NOTEBOOK.ipynb (NOTEBOOK-1.ipynb when resubmitted),
+# and land in _grading/submitted/<USERID>/<assignment>/NOTEBOOK.ipynb. nbgrader
+# matches the whole path. For Moodle ("Full Name_ID_assignsubmission_file_NOTEBOOK.ipynb"):
+# r".*/[^/_]+_(?P<student_id>\d+)_assignsubmission_file_(?P<file_id>[^/]+?)(?: \(\d+\))?\.ipynb$"
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/[^/_]+_(?:LATE_)?(?P<student_id>\d+)_\d+_(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import re
+import statistics
 from pathlib import Path
 from typing import Callable
 
@@ -16,9 +17,13 @@ from .course import gradebook_url
 from .feedback import CSP_META
 
 # COURSE_SPEC.md's columns: sandbox says how learner code was isolated ("bubblewrap" or "none"),
-# review why a person should look at the cell (empty when there is no need).
+# review why a person should look at the cell (empty when there is no need); then verdict: who
+# decided the score (trusted: a check outside the learner's process; kernel: a plain nbgrader
+# test in the learner's kernel; instructor: a score set in the formgrader; empty: nothing ran).
 DETAIL_COLUMNS = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "status", "sandbox",
-                  "review"]
+                  "review", "verdict"]
+# The status (and grade_id) of the row that takes a late penalty off a notebook's cells.
+LATE = "late"
 # The start of the review of a cell that has no result because the grader itself failed.
 GRADER_FAILED = "the grader failed"
 
@@ -52,16 +57,42 @@ def escaping(log: Callable[[str], None]) -> Callable[[str], None]:
     return lambda line: log(escape_controls(line))
 
 
+def late_note(outcome) -> str:
+    """"submitted 2.5 h after the due date (penalty 11)"."""
+    return (f"submitted {outcome.late_seconds / 3600:.1f} h after the due date"
+            + (f" (penalty {outcome.penalty:g})" if outcome.penalty else " (no penalty)"))
+
+
 def summary_line(outcome) -> str:
-    """One console line per submission: score, status counts and problems."""
+    """One console line per submission: score, status counts, lateness and problems."""
     sub = outcome.submission
     counts: dict[str, int] = {}
     for cell in outcome.cells:
         counts[cell.status] = counts.get(cell.status, 0) + 1
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    notes = "; ".join(filter(None, [outcome.problem, *sub.notes]))
+    notes = "; ".join(filter(None, [outcome.late_seconds > 0 and late_note(outcome), outcome.problem,
+                                    *sub.notes]))
     return escape_controls(f"{sub.student:<16} {sub.assignment:<24} {outcome.score:g}/{outcome.max_score:g}"
                            f"  [{statuses}]" + (f"  {notes}" if notes else ""))
+
+
+def class_summary(outcomes) -> list[str]:
+    """The class at a glance: cells per status, and the mean and median score
+    (after late penalties) of each assignment graded in this run."""
+    counts: dict[str, int] = {}
+    by_assignment: dict[str, list] = {}
+    for outcome in outcomes:
+        for cell in outcome.cells:
+            counts[cell.status] = counts.get(cell.status, 0) + 1
+        by_assignment.setdefault(outcome.submission.assignment, []).append(outcome)
+    lines = [f"class: {len(outcomes)} submission(s); cells: "
+             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    for assignment, graded in sorted(by_assignment.items()):
+        scores = [o.score - o.penalty for o in graded]
+        top = max(o.max_score for o in graded)
+        lines.append(f"  {assignment}: mean {statistics.mean(scores):.2f} / {top:g}, "
+                     f"median {statistics.median(scores):g} / {top:g} ({len(scores)} learner(s))")
+    return lines
 
 
 def write_detail(path: Path, outcomes, sandbox: str, kept: list[dict] = ()) -> None:
@@ -76,9 +107,16 @@ def write_detail(path: Path, outcomes, sandbox: str, kept: list[dict] = ()) -> N
     for outcome in outcomes:
         sub = outcome.submission
         for cell in outcome.cells:
+            review = "; ".join(filter(None, [
+                cell.automatic is not None and f"the instructor's score replaces the automatic {cell.automatic:g}",
+                cell.review]))
             rows.append(dict(zip(DETAIL_COLUMNS, [sub.student, sub.assignment, sub.notebook, cell.grade_id,
                                                   f"{cell.score:g}", f"{cell.max_score:g}", cell.status, sandbox,
-                                                  cell.review])))
+                                                  review, cell.verdict])))
+        if outcome.late_seconds > 0:  # the notebook's rows then sum to nbgrader's score, as in grades.csv
+            rows.append(dict(zip(DETAIL_COLUMNS, [sub.student, sub.assignment, sub.notebook, LATE,
+                                                  f"{-outcome.penalty:g}", "0", LATE, sandbox,
+                                                  late_note(outcome), ""])))
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     rows.sort(key=lambda r: (r["student_id"], r["assignment"]))  # stable: cells keep the notebook's order
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -102,11 +140,35 @@ def graded_pairs(rows: list[dict]) -> set[tuple[str, str]]:
     return {(r["student_id"], r["assignment"]) for r in rows} - failed
 
 
-def export_grades(out: Path, students: list[str], assignments: list[str]) -> None:
-    """grades.csv through nbgrader's CSV export (:class:`SafeCsvExportPlugin`), limited to this batch."""
-    plugin = SafeCsvExportPlugin(to=str(out / "grades.csv"), student=students, assignment=assignments)
+def export_grades(out: Path) -> None:
+    """The whole gradebook: grades.csv through nbgrader's CSV export
+    (:class:`SafeCsvExportPlugin`), and grades_wide.csv (:func:`export_wide`)."""
     with Gradebook(gradebook_url(out)) as gb:
-        plugin.export(gb)
+        SafeCsvExportPlugin(to=str(out / "grades.csv")).export(gb)
+        export_wide(gb, out / "grades_wide.csv")
+
+
+def export_wide(gb: Gradebook, path: Path) -> None:
+    """One row per student on the roster, one column per assignment, as an
+    LMS imports grades: student_id, email, last_name, first_name, then each
+    assignment's score after its late penalty (0 where nothing was submitted,
+    as nbgrader's export counts it) and the total."""
+    assignments = [a.name for a in gb.assignments]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student_id", "email", "last_name", "first_name", *assignments, "total"])
+        for student in gb.students:
+            scores = []
+            for assignment in assignments:
+                try:
+                    submission = gb.find_submission(assignment, student.id)
+                except MissingEntry:
+                    scores.append(0.0)
+                    continue
+                scores.append(submission.score - (submission.late_submission_penalty or 0.0))
+            writer.writerow([csv_cell(v or "") for v in (student.id, student.email, student.last_name,
+                                                         student.first_name)]
+                            + [f"{v:g}" for v in scores] + [f"{sum(scores):g}"])
 
 
 class SafeCsvExportPlugin(CsvExportPlugin):
@@ -151,9 +213,17 @@ def annotate(notebook, cells) -> None:
         if result is not None and cell.cell_type == "code" and cell.metadata.nbgrader.get("grade"):
             text = f"Grader: {result.status}, {result.score:g} / {result.max_score:g}"
             text += f": {result.message}\n" if result.message else "\n"
+            if result.automatic is not None:
+                text += f"Your instructor set this cell's score (automatic: {result.automatic:g}).\n"
             if result.review:
                 text += f"To be reviewed by your instructor: {result.review}\n"
             cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+    for i, cell in reversed(list(enumerate(notebook.cells))):  # written answers have no outputs: a note after
+        result = by_id.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        if result is not None and result.status == "manual":
+            state = (f"your instructor scored it {result.score:g} / {result.max_score:g}"
+                     if result.verdict == "instructor" else "not graded yet")
+            notebook.cells.insert(i + 1, nbformat.v4.new_markdown_cell(f"**Grader:** {result.message} ({state})."))
 
 
 def write_feedback(out: Path, outcome) -> None:

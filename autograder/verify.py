@@ -41,6 +41,7 @@ class Verdict:
     message: str = ""
     review: str = ""  # why a person should look at the cell (the grader could not decide something)
     error: str = ""   # the exception the learner's code raised ("TypeName: message"), if it raised
+    fraction: float = 0.0  # of the cell's points a failed verdict still earns (groups of cases passed)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ def _decide(results: list) -> Verdict:
     if not failing:
         return Verdict("passed")
     check, case, inputs, verdict = failing[0]
+    verdict.fraction = _credit(results)
     passed = [r[2] for r in results if r[3].status == "passed" and r[0] is check and not r[1].raises]
     rank, passed_rank = _rank(inputs), max((_rank(p) for p in passed), default=None)
     if passed_rank is not None and rank > passed_rank and (verdict.error or "has shape" in verdict.message):
@@ -208,6 +210,25 @@ def _decide(results: list) -> Verdict:
                            f"{describe(passed[0])}: {cause}. Make it accept any leading batch dimensions "
                            f"(index the last axes: transpose(-2, -1), dim=-1).")
     return verdict
+
+
+def _credit(results: list) -> float:
+    """The share of a failed cell's points earned by its checks' groups whose
+    cases all passed (:attr:`autograder.checks.core.Check.groups`); 0 when a
+    case in no group failed, or when no check has groups."""
+    weights: dict[tuple[int, str], float] = {}
+    failed: set[tuple[int, str]] = set()
+    for check, case, _, verdict in results:
+        key = (id(check), case.group)
+        if case.group not in check.groups:
+            if verdict.status != "passed":
+                return 0.0
+            continue
+        weights[key] = check.groups[case.group]
+        if verdict.status != "passed":
+            failed.add(key)
+    total = sum(weights.values())
+    return sum(w for k, w in weights.items() if k not in failed) / total if total else 0.0
 
 
 def _rank(inputs) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from autograder.course import gradebook_url, nbgrader, nbgrader_env, workspace_args  # noqa: E402
+from autograder.course import INTAKE, gradebook_url, nbgrader, nbgrader_env, workspace_args  # noqa: E402
 from autograder.release import release  # noqa: E402
 from submissions import learner_notebook, write_submission  # noqa: E402
 
@@ -46,7 +46,7 @@ def plain(root: Path, out: Path) -> float:
     out.mkdir(parents=True)
     start = time.perf_counter()
     release([A], release_dir=out / "release", db_url=gradebook_url(out))
-    shutil.copytree(root, out / "submitted")
+    shutil.copytree(root, out / INTAKE)  # the folder workspace_args gives nbgrader
     for step in ("autograde", "generate_feedback"):
         result = nbgrader(step, A, "--force", *workspace_args(out))
         assert result.returncode == 0, result.stdout[-2000:]

@@ -14,26 +14,27 @@ from autograder.course import EXERCISES, NOTEBOOKS, SOLUTIONS
 SOLUTION_BLOCK = re.compile(r"[ \t]*### BEGIN SOLUTION\n(.*?)[ \t]*### END SOLUTION\n?", re.S)
 
 
-def solution_code(assignment: str) -> dict[str, list[str]]:
+def solution_code(assignment: str, solutions: Path = SOLUTIONS) -> dict[str, list[str]]:
     """grade_id -> the code between BEGIN/END SOLUTION, block by block."""
-    nb = nbformat.read(SOLUTIONS / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
+    nb = nbformat.read(solutions / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
     return {c.metadata.nbgrader["grade_id"]: SOLUTION_BLOCK.findall(c.source + "\n")
             for c in nb.cells if utils.is_solution(c)}
 
 
 def learner_notebook(assignment: str, edits: dict[str, list[tuple[str, str]]] | None = None,
-                     answered: bool = True):
-    """The released notebook with each stub replaced by the solution code.
+                     answered: bool = True, released: Path | None = None, solutions: Path = SOLUTIONS):
+    """The released notebook (``released``, default the one in exercises/) with
+    each code stub replaced by the solution code of ``solutions``.
 
     ``edits`` maps a solution cell's grade_id to (old, new) replacements applied
     to its code (each ``old`` must occur); ``answered=False`` leaves the stubs.
     """
-    nb = nbformat.read(EXERCISES / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
+    nb = nbformat.read(released or EXERCISES / assignment / f"{NOTEBOOKS[assignment]}.ipynb", as_version=4)
     if not answered:
         return nb
-    blocks = solution_code(assignment)
+    blocks = solution_code(assignment, solutions)
     for cell in nb.cells:
-        if not utils.is_solution(cell):
+        if not utils.is_solution(cell) or cell.cell_type != "code":
             continue
         gid = cell.metadata.nbgrader["grade_id"]
         code = iter(blocks[gid])

@@ -400,3 +400,21 @@ def test_a_worker_that_dies_floods_or_hangs_leaves_its_requests_a_status(tmp_pat
                                          Sandbox(Limits(wall_seconds=3, output_mb=1), enabled=False), tmp_path)
     assert time.monotonic() - started < 3 + replies_module.EXIT_GRACE + 2
     assert exchange.replies == {} and exchange.failure == (status, reason)
+
+
+def test_groups_of_cases_give_partial_credit():
+    """A check with groups: the cell earns the weight of the groups whose cases
+    all passed; a failed case in no group (a gate) earns nothing."""
+    def case(name, group=""):
+        return Case(name=name, inputs=lambda g: {}, reference=lambda: 0, group=group)
+
+    shapes, values, gate = case("shape", "shapes"), case("values", "values"), case("gate")
+    check = Check(name="c", target="f", cases=[shapes, values, gate], groups={"shapes": 1.0, "values": 3.0})
+    ok, bad = (lambda: verify_module.Verdict("passed")), (lambda: verify_module.Verdict("failed", "wrong"))
+    _decide = verify_module._decide
+    assert _decide([(check, shapes, {}, ok()), (check, values, {}, bad()), (check, gate, {}, ok())]).fraction == 0.25
+    assert _decide([(check, shapes, {}, bad()), (check, values, {}, ok()), (check, gate, {}, ok())]).fraction == 0.75
+    assert _decide([(check, shapes, {}, ok()), (check, values, {}, ok()), (check, gate, {}, bad())]).fraction == 0
+    plain = Check(name="p", target="f", cases=[case("a"), case("b")])
+    assert _decide([(plain, plain.cases[0], {}, ok()), (plain, plain.cases[1], {}, bad())]).fraction == 0
+    assert _decide([(check, c, {}, ok()) for c in check.cases]).status == "passed"

@@ -23,7 +23,7 @@ and returns plain tensors, and :func:`judge` compares them with the reference.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -80,6 +80,9 @@ class Case:
     # Gradients checked: True for every differentiable input (:func:`differentiable`), a tuple
     # of input names for only those, False where the reference is not differentiable.
     grad: bool | tuple[str, ...] = True
+    # Partial credit: a case in a group of its check's ``groups`` earns that group's share of the
+    # cell's points when every case of the group passes; a case in no group must pass for any.
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ class Check:
     by default the required parameters of ``target`` in
     :data:`.contract.SIGNATURES`; a check whose target is a wrapper of its
     own (called by keyword) sets them to ``()``.
+
+    ``groups`` gives partial credit: group name -> weight; the cell scores
+    its points times the weight of the groups whose cases all passed over the
+    weight of all groups (:attr:`Case.group`).
     """
 
     name: str
@@ -100,6 +107,7 @@ class Check:
     kind: str = "function"  # or "module"
     args: tuple[str, ...] | None = None
     init_args: tuple[str, ...] | None = None
+    groups: Mapping[str, float] = field(default_factory=dict)
 
     def positional(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``(args, init_args)``: the names passed by position to the call and the constructor."""
