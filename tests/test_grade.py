@@ -206,6 +206,10 @@ def test_regrade_in_parallel_gives_the_same_results(graded, tmp_path):
 def test_usage_errors_exit_non_zero(tmp_path):
     assert autograder_cli("grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), check=False).returncode == 2
     assert autograder_cli("grade", "--assignment", "99_nope", "--out", str(tmp_path / "o"), check=False).returncode == 2
+    (tmp_path / "empty" / "notes.txt").parent.mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("a class folder with no student in it")
+    result = autograder_cli("grade", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), check=False)
+    assert result.returncode == 2 and "nothing to grade in" in result.stderr and "notes.txt" in result.stderr
 
 
 def test_a_zip_of_the_submitted_folder_is_graded(tmp_path):
@@ -215,7 +219,9 @@ def test_a_zip_of_the_submitted_folder_is_graded(tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for path in folder.rglob("*"):
             zf.write(path, path.relative_to(tmp_path))  # entries start with submitted/
+    before = archive.read_bytes()
     autograder_cli("grade", str(archive), "--out", str(tmp_path / "out"))
+    assert archive.read_bytes() == before
     assert {g: s for g, (s, _) in _detail(tmp_path / "out")["alice"].items()} == FULL
     assert not list((tmp_path / "out").glob("unzipped-*"))  # the unpacked copy is removed
 

@@ -265,3 +265,12 @@ def test_8_export(term):
     assert set(wide) == set(ours)
     assert {s: float(r[A]) for s, r in wide.items()} == ours
     assert list(next(iter(wide.values())))[:4] == ["student_id", "email", "last_name", "first_name"]
+
+
+def test_make_clean_keeps_the_term():
+    """`make clean` removes only what is rebuilt: never the gradebook or collected work."""
+    dry = subprocess.run(["make", "-n", "clean"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    removed = [word for line in dry.splitlines() if line.startswith("rm ") for word in line.split()[2:]]
+    assert removed and not [w for w in removed if w.rstrip("/") in ("_grading", "_grading/submitted")
+                            or "gradebook" in w or w.startswith("_grading/grades")]
+
