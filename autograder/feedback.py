@@ -9,8 +9,9 @@ pages the instructor and the learner open.
   read on their own).
 * :class:`SanitizeOutputs`: run after execution (``nbgrader autograde``) and
   before rendering (``generate_feedback``), it makes a notebook inert: active
-  outputs (JavaScript, SVG, widgets, HTML) are removed or cleaned, and a
-  Markdown cell whose rendering is not inert is shown as its source text.
+  outputs (JavaScript, SVG, widgets, HTML) are removed or cleaned, control
+  characters in text outputs escaped (:func:`autograder.printable.terminal_text`),
+  and a Markdown cell whose rendering is not inert is shown as its source text.
   nbgrader's formgrader renders the autograded notebook with its own
   JavaScript on the page and Markdown cells outside nbconvert's
   ``sanitize_html``, so this preprocessor is what protects the instructor
@@ -20,12 +21,15 @@ pages the instructor and the learner open.
 """
 import re
 
+from bs4 import BeautifulSoup
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import Preprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader import utils
 from traitlets import Any, Bool, List, Set, Unicode
+
+from .printable import terminal_text
 
 # No script, frame, font or network request of any kind; inline styles (nbgrader's
 # template inlines its CSS) and embedded images only.
@@ -96,9 +100,16 @@ class SanitizeOutputs(SanitizeHTML):
 
     def sanitize_code_outputs(self, outputs):
         for output in outputs:
+            if output.output_type == "stream":
+                output.text = terminal_text(output.text)
+            if output.output_type == "error":  # HTML-escaped where shown, but an escape sequence would act
+                output.ename, output.evalue = terminal_text(output.ename), terminal_text(output.evalue)
+                output.traceback = [terminal_text(line) for line in output.traceback]
             if output.output_type not in ("display_data", "execute_result"):
-                continue  # stream and error text is escaped wherever it is shown
+                continue
             data, removed = output.get("data", {}), []
+            if isinstance(data.get("text/plain"), str):
+                data["text/plain"] = terminal_text(data["text/plain"])
             for key, value in list(data.items()):
                 text = isinstance(value, str)  # anything else is not renderable, and bleach would fail on it
                 if key in self.safe_output_keys:
@@ -125,11 +136,17 @@ class SanitizeOutputs(SanitizeHTML):
 
 class FeedbackExporter(HTMLExporter):
     """nbconvert's ``HTMLExporter`` with :data:`CSP_META` right after ``<head>``,
-    before anything a learner wrote. Raises ValueError if the template wrote no
-    ``<head>`` (the page would be unprotected)."""
+    before anything a learner wrote, and without the template's own scripts
+    (MathJax from a CDN, which the policy would block anyway: formulas show as
+    TeX). Raises ValueError if the template wrote no ``<head>`` (the page
+    would be unprotected)."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
+        page = BeautifulSoup(output, "html.parser")
+        for script in page.find_all("script"):
+            script.decompose()
+        output = str(page)
         head = re.search(r"<head\b[^>]*>", output, re.IGNORECASE)
         if head is None:
             raise ValueError("the feedback template wrote no <head>: no place for the Content-Security-Policy")

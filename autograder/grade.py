@@ -538,6 +538,8 @@ class _Grader:
             warnings.simplefilter("ignore", SAWarning)
             gb.update_or_create_student(sub.student)
             gb.update_or_create_submission(sub.assignment, sub.student)
+        # What nbgrader wrote before it was stopped is no result (and holds what its first pass put back).
+        shutil.rmtree(self.out / "autograded" / sub.student / sub.assignment, ignore_errors=True)
         cells = [CellResult(gid, 0.0, mx, status) for gid, mx, _ in self._master_cells(sub)]
         self._record(sub, cells)
         outcome = Outcome(sub, cells, problem)

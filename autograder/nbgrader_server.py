@@ -137,9 +137,12 @@ def serve(argv: list[str]) -> None:
         app.coursedir.student_id = request["student"]
         app.config.StripHiddenTests.grade_ids = request["strip"]  # read by the converter made next
         converter = Autograde(coursedir=app.coursedir, parent=app)
-        converter.sanitize_preprocessors = [OverwriteCellsInOrder if p is OverwriteCells else p
-                                            for p in converter.sanitize_preprocessors]
-        converter.autograde_preprocessors = [StripHiddenTests, *converter.autograde_preprocessors]
+        # Stripped as soon as OverwriteCells puts the test cells back: the notebook nbgrader writes
+        # between its two passes lies in the kernel's folder, and stays there if the run is killed.
+        sanitize = []
+        for p in converter.sanitize_preprocessors:
+            sanitize += [OverwriteCellsInOrder, StripHiddenTests] if p is OverwriteCells else [p]
+        converter.sanitize_preprocessors = sanitize
         result = capture_log(converter)
         log = result.get("log", "") + result.get("error", "")
         replies.write(json.dumps({"success": result["success"], "log": log}) + "\n")

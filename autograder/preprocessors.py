@@ -5,10 +5,11 @@ from traitlets import List, Unicode
 
 
 class StripHiddenTests(ClearHiddenTests):
-    """nbgrader's ``ClearHiddenTests``, run before execution on the test cells
-    ``grade_ids`` (those a trusted check grades), so that the learner's kernel
-    executes none of their hidden tests (nothing of them can be read from
-    inside it); the trusted verdicts grade those cells. A plain nbgrader test
+    """nbgrader's ``ClearHiddenTests`` on the test cells ``grade_ids`` (those a
+    trusted check grades), run right after ``OverwriteCells`` in nbgrader's
+    first pass, so that neither the notebook file in the kernel's folder nor
+    the kernel holds any of their hidden tests; the trusted verdicts grade
+    those cells. A plain nbgrader test
     cell keeps its hidden tests: nbgrader grades it in the kernel.
 
     Test cells are put back from the gradebook by ``OverwriteCells``, so their
@@ -19,7 +20,7 @@ class StripHiddenTests(ClearHiddenTests):
     grade_ids = List(Unicode(), help="the test cells a trusted check grades").tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):
-        if utils.is_grade(cell) and cell.cell_type == "code" and cell.metadata.nbgrader["grade_id"] in self.grade_ids:
+        if utils.is_grade(cell) and cell.cell_type == "code" and cell.metadata["nbgrader"]["grade_id"] in self.grade_ids:
             self._remove_hidden_test_region(cell)
         return cell, resources
 

@@ -15,6 +15,7 @@ from nbgrader.plugins import CsvExportPlugin
 
 from .course import gradebook_url
 from .feedback import CSP_META
+from .printable import escape_controls
 
 # COURSE_SPEC.md's columns: sandbox says how learner code was isolated ("bubblewrap" or "none"),
 # review why a person should look at the cell (empty when there is no need); then verdict: who
@@ -27,20 +28,9 @@ LATE = "late"
 # The start of the review of a cell that has no result because the grader itself failed.
 GRADER_FAILED = "the grader failed"
 
-# Characters that act instead of showing in a terminal, a CSV viewer or an
-# editor: C0 controls (ANSI escapes start with ESC), DEL, C1 controls, the
-# Unicode bidirectional marks, embeddings, overrides and isolates
-# ("Trojan Source"), and the line and paragraph separators.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection).
 FORMULA_START = ("=", "+", "-", "@")
 NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with every character of :data:`CONTROL` written as a visible
-    escape (``\\x1b``, ``\\u202e``); printable text, any script, is kept."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 def csv_cell(value) -> str:

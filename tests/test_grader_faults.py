@@ -38,12 +38,11 @@ def processes(*needles: str) -> dict[int, str]:
 def kill_nbgrader_at(out: Path, kernels_to_kill: set[int], stop: threading.Event) -> None:
     """Kill the nbgrader process (SIGKILL, as an OOM killer or an operator
     would) when its n-th kernel of this run (1-based) is running."""
-    seen: list[str] = []  # a kernel's connection file names it (bwrap, prlimit and python share it)
-    while not stop.is_set():
-        for cmdline in processes("ipykernel_launcher", str(out)).values():
-            connection = next(t for t in cmdline.split() if t.endswith(".json"))
-            if connection not in seen:
-                seen.append(connection)
+    seen: list[int] = []  # the kernel's Python process (bwrap's shares its command line; a slot's kernels
+    while not stop.is_set():  # share their connection file name)
+        for pid, cmdline in processes("ipykernel_launcher", str(out)).items():
+            if "python" in Path(cmdline.split()[0]).name and pid not in seen:
+                seen.append(pid)
                 if len(seen) in kernels_to_kill:
                     time.sleep(1)
                     for server in processes("autograder.nbgrader_server", str(out)):
