@@ -242,18 +242,23 @@ masked_softmax_values = Check(
     ],
 )
 
+# An inverted mask leaves a fully masked row's scores as they are and masks a fully
+# allowed row completely: the same kinds that explain ordinary rows explain these.
+FULLY_MASKED_KINDS = ("nan", "large_negative", "fill_zero", "after_softmax", "inverted", "inverted_nan")
+FULLY_MASKED_MISTAKES = _softmax_mistakes(FULLY_MASKED_KINDS)
+
 masked_softmax_fully_masked = Check(
     name="masked_softmax_fully_masked",
     target="masked_softmax",
     cases=[Case(name=f"rows 0 and 2 fully masked, scores {list(shape)}",
                 inputs=_scores_and_mask(shape, _fully_masked_of), reference=reference_masked_softmax,
                 outputs=("weights",), seed=410 + i,
-                mistakes=_softmax_mistakes(("nan", "large_negative", "fill_zero", "after_softmax")))
+                mistakes=FULLY_MASKED_MISTAKES)
            for i, shape in enumerate([(4, 5), (2, 3, 6)])]
     + [Case(name="padding with a length-0 sequence, scores [2, 3, 4]",
             inputs=_scores_and_mask((2, 3, 4), _padding_of([3, 0])), reference=reference_masked_softmax,
             outputs=("weights",), seed=412,
-            mistakes=_softmax_mistakes(("nan", "large_negative", "fill_zero", "after_softmax")))],
+            mistakes=FULLY_MASKED_MISTAKES)],
 )
 
 
@@ -295,7 +300,7 @@ sdpa_masked_fully_masked = Check(
     target="scaled_dot_product_attention",
     cases=[_sdpa_case("rows 0 and 2 fully masked, batch [2], T_q=4, T_k=5",
                       _qkv((2,), 4, 5, 8, 3, lambda g: _fully_masked_of((2, 4, 5), g)), 430,
-                      ("nan", "large_negative", "fill_zero", "after_softmax", "inverted"))],
+                      FULLY_MASKED_KINDS)],
 )
 
 
