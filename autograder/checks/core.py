@@ -361,7 +361,7 @@ def run_case(check: Check, case: Case, target: Any) -> None:
 def raised_message(check: Check, case: Case, error: str) -> str:
     """The message for a target that raised ``error`` ("TypeName: message")."""
     hint = f" {case.hint_on_error}" if case.hint_on_error else ""
-    return f"{check.target} ({case.name}) raised {error}.{hint}"
+    return f"{check.target} ({case.name}) raised {error.rstrip('.')}.{hint}"
 
 
 def run(check: Check, target: Any) -> None:
