@@ -30,6 +30,7 @@ from nbgrader import utils
 from traitlets import Any, Bool, List, Set, Unicode
 
 from .printable import terminal_text
+from .tex_svg import typeset
 
 # No script, frame, font or network request of any kind; inline styles (nbgrader's
 # template inlines its CSS) and embedded images only.
@@ -134,18 +135,65 @@ class SanitizeOutputs(SanitizeHTML):
         return self.sanitize_html_tags(rendered) == rendered
 
 
+# Long lines (the grader's verdict, tracebacks, code) wrap instead of running off the page.
+READABLE_CSS = """
+div.output_area pre, div.input_area pre, .highlight pre { white-space: pre-wrap; overflow-wrap: break-word; }
+div#toc code { font-size: 100%; }
+.text_cell_render code { overflow-wrap: anywhere; }
+mjx-container[display="true"] { display: block; text-align: center; margin: 0.5em 0; }
+mjx-container svg { max-width: 100%; height: auto; }
+"""
+KINDS = {"Test cell": "test", "Coding free-response": "answer", "Written response": "written answer", "Task": "task"}
+
+
+def readable(page: BeautifulSoup, nb) -> None:
+    """Make a feedback page read well on any screen and offline: math typeset
+    as SVG (:mod:`autograder.tex_svg`), long lines wrapped, and nbgrader's
+    summary naming each cell by its ``grade_id``, with the grader's verdict
+    (the ``Grader:`` line :func:`autograder.report.annotate` adds)."""
+    typeset(page, ".text_cell_render")
+    head = page.head
+    if head is None:  # FeedbackExporter refuses such a page
+        return
+    head.append(page.new_tag("meta", attrs={"name": "viewport", "content": "width=device-width, initial-scale=1"}))
+    for inlined in page.find_all("style"):  # bootstrap's icon font: not shipped, and the policy blocks fonts
+        if inlined.string and "@font-face" in inlined.string:
+            inlined.string = re.sub(r"@font-face\s*\{[^}]*\}", "", inlined.string)
+    style = page.new_tag("style")
+    style.string = READABLE_CSS
+    head.append(style)
+    verdicts = {}
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+            if grade_id and text.startswith("Grader: "):
+                verdicts[grade_id] = text.split(",", 1)[0].removeprefix("Grader: ")
+    for link in page.select("div#toc li > a[href^='#']"):
+        grade_id, kind = link["href"][1:], KINDS.get(link.get_text(strip=True))
+        if kind is None or grade_id.startswith("comment-"):
+            continue
+        link.clear()
+        code = page.new_tag("code")
+        code.string = grade_id
+        link.append(code)
+        link.insert_after(f" {kind}" + (f": {verdicts[grade_id]}" if grade_id in verdicts else ""))
+
+
 class FeedbackExporter(HTMLExporter):
     """nbconvert's ``HTMLExporter`` with :data:`CSP_META` right after ``<head>``,
     before anything a learner wrote, and without the template's own scripts
-    (MathJax from a CDN, which the policy would block anyway: formulas show as
-    TeX). Raises ValueError if the template wrote no ``<head>`` (the page
-    would be unprotected)."""
+    (MathJax from a CDN, which the policy would block anyway); formulas are
+    typeset as SVG instead, and the page made :func:`readable`. Raises
+    ValueError if the template wrote no ``<head>`` (the page would be
+    unprotected)."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
         page = BeautifulSoup(output, "html.parser")
         for script in page.find_all("script"):
             script.decompose()
+        readable(page, nb)
         output = str(page)
         head = re.search(r"<head\b[^>]*>", output, re.IGNORECASE)
         if head is None:

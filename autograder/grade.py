@@ -526,8 +526,9 @@ class _Grader:
                 review = "; ".join(filter(None, [
                     "the notebook holds this test as an earlier release had it (changed since): "
                     "graded with the current test", review]))
-            results.append(CellResult(grade_id, score, max_score, status, verdict.message if verdict else "",
-                                      review, "trusted" if verdict else "kernel"))
+            message = verdict.message if verdict and verdict.message else _kernel_reason(by_id.get(grade_id), status)
+            results.append(CellResult(grade_id, score, max_score, status, message, review,
+                                      "trusted" if verdict else "kernel"))
         return results
 
     def _zero(self, sub: Submission, status: str, problem: str, logs: list[str] | None = None) -> Outcome:
@@ -547,6 +548,18 @@ class _Grader:
             self._keep_log(outcome, logs)
         report.write_feedback(self.out, outcome)
         return outcome
+
+
+def _kernel_reason(cell, status: str) -> str:
+    """Why a cell did not pass in the learner's kernel, when no trusted verdict
+    says: the error its visible tests raised, as the learner's notebook shows it."""
+    if cell is None or status in ("passed", "missing"):
+        return ""
+    errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+    if not errors:
+        return "the cell's tests did not all pass in your notebook"
+    first = f"{errors[-1].ename}: {errors[-1].evalue}".splitlines()[0]
+    return f"in your notebook, {first[:300]}"
 
 
 def _status(cell, score: float, max_score: float) -> str:
