@@ -27,8 +27,12 @@ def surname(person) -> str:
 
 
 def author_year(entry) -> str:
-    """'Vaswani et al., 2017' for an entry's authors (else editors) and year."""
-    names = [surname(p) for p in entry.persons.get("author") or entry.persons["editor"]]
+    """'Vaswani et al., 2017' for an entry's authors (else editors) and year;
+    ValueError when it has neither."""
+    persons = entry.persons.get("author") or entry.persons.get("editor")
+    if not persons:
+        raise ValueError(f"references.bib: {entry.key} has no author or editor for its author-year label")
+    names = [surname(p) for p in persons]
     who = names[0] if len(names) == 1 else " and ".join(names) if len(names) == 2 else f"{names[0]} et al."
     return f"{who}, {entry.fields['year']}"
 
