@@ -8,12 +8,13 @@ import pytest
 import yaml
 from playwright.sync_api import sync_playwright
 
-from autograder.course import NOTEBOOKS, REPO
+from autograder.course import REPO
 from site_checks import AXE, CHROMIUM, CHROMIUM_ARGS, axe_violations, broken_links, page_problems, serve
 
 HTML = REPO / "_build" / "html"
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
-PAGES = [f"{TOC['root']}.html"] + [f"{entry['file']}.html" for entry in TOC["chapters"]]
+# _toc.yml's parts (Start here; the numbered chapters; glossary and bibliography), in order.
+PAGES = [f"{TOC['root']}.html"] + [f"{entry['file']}.html" for part in TOC["parts"] for entry in part["chapters"]]
 CHAPTERS = [p for p in PAGES if re.match(r"book/\d\d_", p)]
 
 
@@ -63,21 +64,6 @@ def test_search_finds(browser, site, query):
 
 def test_no_broken_internal_links_or_anchors(built):
     assert broken_links(HTML) == []
-
-
-@pytest.mark.parametrize("path", CHAPTERS)
-def test_chapter_links_its_exercise(built, path):
-    number = re.match(r"book/(\d\d)_", path).group(1)
-    assignment = next(a for a in NOTEBOOKS if a.startswith(number))
-    notebook = f"exercises/{assignment}/{NOTEBOOKS[assignment]}.ipynb"
-    page = (HTML / path).read_text()
-    downloads = re.findall(r'href="(\.\./_downloads/[^"]+\.ipynb)"', page)
-    assert downloads and all((HTML / "book" / d).resolve().exists() for d in downloads), path
-    assert "colab.research.google.com/github/" in page and notebook in page
-    assert "mybinder.org/v2/gh/" in page and notebook.replace("/", "%2F") in page
-    # the book's own launch button opens the chapter itself on Binder; no Colab button for a .md
-    assert f"mybinder.org/v2/gh/attention-course/attention-course/main?urlpath=tree/{path[:-5]}.md" in page
-    assert not re.search(r'colab\.research\.google\.com/[^"]*\.md"', page)
 
 
 def test_solutions_are_not_published(built):
