@@ -142,3 +142,14 @@ def test_links_follow_the_repository_setting(tmp_path, url, builds):
     assert not any("attention-course/attention-course" in h for h in hrefs)
     first = page.select_one(".dropdown-download-buttons .dropdown-menu li > a")
     assert re.fullmatch(r"\.\./_downloads/\w+/scaled_attention\.ipynb", first["href"]), first
+
+
+def test_binder_installs_the_pinned_versions():
+    """Binder builds from binder/: the same versions as requirements.txt, Python included."""
+    def pins(path):
+        return dict(line.split("==") for line in path.read_text().splitlines() if "==" in line)
+    binder, pinned = pins(REPO / "binder" / "requirements.txt"), pins(REPO / "requirements.txt")
+    assert {"torch", "numpy", "matplotlib", "jupytext", "myst-nb", "ipykernel"} <= binder.keys()
+    assert {name: version for name, version in binder.items() if pinned.get(name) != version} == {}
+    runtime = (REPO / "binder" / "runtime.txt").read_text().strip()
+    assert runtime == "python-{}.{}".format(*sys.version_info[:2])
