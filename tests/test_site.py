@@ -9,7 +9,7 @@ import yaml
 from playwright.sync_api import sync_playwright
 
 from autograder.course import NOTEBOOKS, REPO
-from site_checks import AXE, CHROMIUM, CHROMIUM_ARGS, axe_violations, broken_links, page_problems, serve
+from site_checks import AXE, CHROMIUM, CHROMIUM_ARGS, MIN_FIGURE_TEXT_PX, WIDTHS, broken_links, check_page, serve
 
 HTML = REPO / "_build" / "html"
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
@@ -33,14 +33,51 @@ def site(built):
         yield base
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_page_works_offline_with_math_and_images(browser, site, path):
-    assert page_problems(browser, site, path) == []
+@pytest.fixture(scope="session")
+def report(browser, site):
+    """check_page of a page at a width, each page visited once per width."""
+    reports = {}
+
+    def get(path, width):
+        if (path, width) not in reports:
+            reports[path, width] = check_page(browser, site, path, width, figures=path in CHAPTERS)
+        return reports[path, width]
+    return get
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("path", PAGES)
-def test_page_has_no_accessibility_violations_beyond_the_theme(browser, site, path):
-    assert axe_violations(browser, site, path) == {}
+def test_page_works_offline_without_errors(report, path, width):
+    assert report(path, width).page == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("path", PAGES)
+def test_page_has_no_serious_accessibility_violations(report, path, width):
+    assert report(path, width).axe == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("path", PAGES)
+def test_page_does_not_scroll_sideways(report, path, width):
+    assert report(path, width).layout == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("path", PAGES)
+def test_chapter_list_and_page_contents_open(report, path, width):
+    assert report(path, width).navigation == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_figures_enlarge_on_click(report, path, width):
+    assert report(path, width).zoom == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_figure_text_is_legible_on_a_phone(report, path):
+    assert report(path, 390).figures == []
 
 
 def test_sidebar_lists_the_chapters_in_order(browser, site):
@@ -97,12 +134,28 @@ def broken_site(built, tmp_path_factory):
         "book/07_residual.html": (r'(<img [^>]*src=")[^"]+(")', r"\1../_images/missing.png\2"),
         "book/01_tensors.html": (r"</main>", '<a href="#no-such-anchor">x</a></main>'),
         "book/02_qkv.html": (r"</head>", '<script src="https://cdn.example.org/lib.js"></script></head>'),
+        # the same constant declared twice, as sphinx-thebe's THEBE_JS_URL was
+        "book/04_masking.html": (r"</head>", "<script>const twice = 1;</script><script>const twice = 2;</script></head>"),
+        # without the workaround for pydata-sphinx-theme#2451 the header buttons do nothing
+        "book/05_multi_head.html": (r'<script src="../_static/sidebar-toggle.js[^"]*"></script>', ""),
+        "book/06_normalization.html": (r"</main>", '<p style="white-space: nowrap">' + "no_break_" * 80 + "</p></main>"),
+        # a list without list items, as the bibliography's citation list was
+        "book/08_positional_encoding.html": (r"</main>", '<div role="list"><div>item</div></div></main>'),
+        # one figure with text too small on a phone, one legible; the chapter's PNGs stay
+        "book/09_elmo_bert.html": (r"</article>", '<img alt="small" src="../_images/small-text.svg">'
+                                   '<img alt="fine" src="../_images/fine-text.svg"></article>'),
     }
     for path, (pattern, replacement) in edits.items():
         text = (root / path).read_text()
         changed = re.sub(pattern, replacement, text, count=1)
         assert changed != text, path
         (root / path).write_text(changed)
+    # 1000 user units shown about 360 px wide on a phone: 10-unit text is 3.6 px. The fine
+    # one is no wider than the column, so its 12-unit text shows at 12 px.
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="100" viewBox="0 0 {w} 100">' \
+          '<text x="10" y="50" style="font: {size}px sans-serif">label</text></svg>'
+    (root / "_images" / "small-text.svg").write_text(svg.format(w=1000, size=10))
+    (root / "_images" / "fine-text.svg").write_text(svg.format(w=300, size=12))
     with serve(root) as base:
         yield root, base
 
@@ -110,12 +163,12 @@ def broken_site(built, tmp_path_factory):
 def test_the_checks_catch_lost_math(browser, broken_site):
     root, base = broken_site
     assert any("MathJax did not load" in p or "math not typeset" in p
-               for p in page_problems(browser, base, "book/03_scaled_attention.html"))
+               for p in check_page(browser, base, "book/03_scaled_attention.html", 1280).page)
 
 
 def test_the_checks_catch_a_broken_image(browser, broken_site):
     root, base = broken_site
-    assert any("image not loaded" in p for p in page_problems(browser, base, "book/07_residual.html"))
+    assert any("image not loaded" in p for p in check_page(browser, base, "book/07_residual.html", 1280).page)
 
 
 def test_the_checks_catch_a_missing_link_target(broken_site):
@@ -126,4 +179,40 @@ def test_the_checks_catch_a_missing_link_target(broken_site):
 def test_the_checks_catch_an_asset_from_outside(browser, broken_site):
     root, base = broken_site
     assert any("request leaves 127.0.0.1: https://cdn.example.org/lib.js" in p
-               for p in page_problems(browser, base, "book/02_qkv.html"))
+               for p in check_page(browser, base, "book/02_qkv.html", 1280).page)
+
+
+def test_the_checks_catch_an_uncaught_page_error(browser, broken_site):
+    root, base = broken_site
+    assert any("page error" in p and "twice" in p for p in check_page(browser, base, "book/04_masking.html", 1280).page)
+
+
+@pytest.mark.parametrize("width", [390, 800])
+def test_the_checks_catch_dead_sidebar_buttons(browser, broken_site, width):
+    root, base = broken_site
+    assert check_page(browser, base, "book/05_multi_head.html", width).navigation == [
+        "the chapter list button does not show the chapter list",
+        "the contents button does not show the page contents"]
+
+
+def test_the_checks_catch_a_page_that_scrolls_sideways(browser, broken_site):
+    root, base = broken_site
+    [problem] = check_page(browser, base, "book/06_normalization.html", 390).layout
+    assert "scrolls sideways" in problem and "no_break_" in problem
+
+
+def test_the_checks_catch_a_critical_accessibility_violation(browser, broken_site):
+    root, base = broken_site
+    assert any(p.startswith("aria-required-children (critical)")
+               for p in check_page(browser, base, "book/08_positional_encoding.html", 1280).axe)
+
+
+def test_the_checks_catch_small_figure_text_and_bitmaps(browser, broken_site):
+    root, base = broken_site
+    report = check_page(browser, base, "book/09_elmo_bert.html", 390, figures=True).figures
+    small = [p for p in report if "small-text.svg" in p]
+    # about 10 * 358 / 1000 px: the exact column width depends on the theme's padding
+    assert len(small) == 1 and 3 < float(re.search(r"smallest text ([\d.]+) px", small[0]).group(1)) < MIN_FIGURE_TEXT_PX
+    assert not any("fine-text.svg" in p for p in report)
+    pngs = re.findall(r'<img [^>]*src="(\.\./_images/[^"]+\.png)"', (root / "book/09_elmo_bert.html").read_text())
+    assert pngs and all(f"{png}: not an SVG" in report for png in pngs)
