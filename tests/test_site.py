@@ -4,6 +4,7 @@ tests break a copy of the site once per failure mode."""
 import re
 import shutil
 
+import matplotlib.pyplot as plt
 import pytest
 import yaml
 from playwright.sync_api import sync_playwright
@@ -150,12 +151,19 @@ def broken_site(built, tmp_path_factory):
         changed = re.sub(pattern, replacement, text, count=1)
         assert changed != text, path
         (root / path).write_text(changed)
-    # 1000 user units shown about 360 px wide on a phone: 10-unit text is 3.6 px. The fine
-    # one is no wider than the column, so its 12-unit text shows at 12 px.
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="100" viewBox="0 0 {w} 100">' \
-          '<text x="10" y="50" style="font: {size}px sans-serif">label</text></svg>'
-    (root / "_images" / "small-text.svg").write_text(svg.format(w=1000, size=10))
-    (root / "_images" / "fine-text.svg").write_text(svg.format(w=300, size=12))
+    # Real matplotlib SVGs (text kept as <text>). A 12-inch row of three panels (864 pt) is
+    # shown about 360 px wide on a phone: its 10 pt tick labels come out near 4 px. A
+    # 3.5-inch figure fits the column at its natural size (252 pt = 336 px), so its 9 pt
+    # tick labels show at 12 px.
+    plt.rcParams["svg.fonttype"] = "none"
+    for name, size, tick_pt in (("small-text", (12, 3), 10), ("fine-text", (3.5, 2.6), 9)):
+        fig, axes = plt.subplots(1, 3 if name == "small-text" else 1, figsize=size, squeeze=False)
+        for ax in axes.flat:
+            ax.plot([0, 1], [0, 1])
+            ax.set_title(r"$\sqrt{d_k}$", fontsize=12)
+            ax.tick_params(labelsize=tick_pt)
+        fig.savefig(root / "_images" / f"{name}.svg")
+        plt.close(fig)
     with serve(root) as base:
         yield root, base
 
