@@ -27,8 +27,8 @@ SCALE = "/ math.sqrt(d_k)"
 
 # student -> (edits to solution cells, failing test cell, phrase its feedback must show)
 MISTAKES = {
-    "m_no_scale": ({SDPA: [(SCALE, "")]}, "test_sdpa_hand_example", "divide the scores by sqrt(d_k)"),
-    "m_scale_by_d_k": ({SDPA: [(SCALE, "/ d_k")]}, "test_sdpa_hand_example", "(not by d_k)"),
+    "m_no_scale": ({SDPA: [(SCALE, "")]}, "test_sdpa_hand_example", "the scores were not divided by sqrt(d_k)"),
+    "m_scale_by_d_k": ({SDPA: [(SCALE, "/ d_k")]}, "test_sdpa_hand_example", "divided by d_k = 2, not by sqrt(d_k)"),
     "m_softmax_over_queries": ({SDPA: [("dim=-1", "dim=-2")]}, "test_sdpa_shapes", "over the keys (dim=-1)"),
     "m_scale_by_d_model": (
         {"SelfAttention_v2": [("context, _ = scaled_dot_product_attention(queries, keys, values)",
@@ -40,7 +40,7 @@ MISTAKES = {
     "m_transposed_operand": ({SDPA: [("queries @ keys.transpose(-2, -1)", "keys @ queries.transpose(-2, -1)")]},
                              "test_sdpa_shapes", "the wrong operand was transposed"),
     "m_scale_by_d_v": ({SDPA: [("d_k = keys.shape[-1]", "d_k = values.shape[-1]")]},
-                       "test_sdpa_matches_builtin", "not the values' width d_v"),
+                       "test_sdpa_matches_builtin", "sqrt(d_v) = sqrt(5), the width of the values"),
 }
 FULL = {"test_sdpa_shapes": 1, "test_sdpa_hand_example": 1, "test_sdpa_matches_builtin": 3,
         "test_self_attention_v1": 2, "test_self_attention_v2": 2, "test_score_std": 2}

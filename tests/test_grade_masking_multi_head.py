@@ -30,7 +30,7 @@ MISTAKES = {
               ("test_masked_softmax_fully_masked", "a fully masked row gives NaN")]),
         M5: ({"split_heads": [("x.view(B, T, num_heads, d_model // num_heads).transpose(1, 2)",
                                "x.view(B, num_heads, T, d_model // num_heads)")]},
-             [("test_split_heads", "split the heads with view alone")]),
+             [("test_split_heads", "the heads were split with view alone")]),
     },
     "m_b": {
         M4: ({"masked_softmax": [(NEG_INF, "scores = scores.masked_fill(~mask, 0.0)"), (NAN_FIX, "return weights")],
@@ -45,10 +45,10 @@ MISTAKES = {
         M4: ({"causal_mask": [(TRIL, "~torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=0)")],
               "masked_softmax": [(NEG_INF, "pass"), (NAN_FIX, "return weights * mask")]},
              [("test_causal_mask", "a token cannot see itself"),
-              ("test_masked_softmax", "Masking after the softmax without renormalising")]),
+              ("test_masked_softmax", "applied after the softmax without renormalising")]),
         M5: ({"merge_heads": [("x.transpose(1, 2).reshape(B, T, h * d_head)", "x.reshape(B, T, h * d_head)")],
               "MultiHeadAttention": [("return self.W_o(context), weights", "return context, weights")]},
-             [("test_merge_heads", "if you merged without transpose"),
+             [("test_merge_heads", "the heads were merged without transpose"),
               ("test_mha_matches_builtin", "the output goes through W_o")]),
     },
     "m_d": {
