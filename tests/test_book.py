@@ -43,3 +43,13 @@ def test_only_toc_pages_are_built(built):
                    for p in (REPO / "_build" / "html").rglob("*.html")}
     assert not any(p.startswith(("exercises/", "solutions/", "README", "tests/", "autograder/"))
                    for p in built_pages), built_pages
+
+
+@pytest.mark.parametrize("chapter", sorted((REPO / "book").glob("[01][0-9]_*.md")), ids=lambda p: p.stem)
+def test_prerequisites_link_the_chapters_they_name(chapter):
+    """Every chapter a Prerequisites section names is a link to that chapter's page."""
+    text = chapter.read_text(encoding="utf-8")
+    section = text.split("\n## Prerequisites", 1)[1].split("\n## ", 1)[0] if "\n## Prerequisites" in text else ""
+    links = re.findall(r"\[Chapter (\d+): [^\]]+\]\((\d\d)_\w+\.md\)", section)
+    assert all(int(n) == int(f) for n, f in links), links
+    assert len(re.findall(r"[Cc]hapter \d+", section)) == len(links)
